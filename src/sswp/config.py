@@ -1,0 +1,172 @@
+"""Typed params, loaded from params.yaml and validated against the package's JSON schema.
+
+Every entry point (a direct `sswp` call, DVC stages, Snakemake rules) goes through
+`load_params`, so a bad value is rejected the same way whichever driver runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from sswp.errors import SswpError
+
+SCHEMA_NAME = "params.schema.yaml"
+
+
+@dataclass(frozen=True)
+class RuntimeParams:
+    device: str
+    threads: int
+    progress: str
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dataset: str
+    path: str
+    subset: float
+    loader: str
+    workers: int
+
+
+@dataclass(frozen=True)
+class PhaseRatios:
+    warmup: float
+    search: float
+    prune: float
+    stabilise: float
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    objective: str
+    layers: int
+    channels: int
+    gate_mode: str
+    epochs: int
+    batch_size: int
+    phases: PhaseRatios
+    min_warmup_epochs: int
+    prune_order: str
+    eval_every: int
+    temperature: float
+    weight_lr: float
+    weight_momentum: float
+    weight_decay: float
+    grad_clip: float
+    arch_lr: float
+    arch_betas: tuple[float, float]
+    arch_weight_decay: float
+    arch_every: int
+    weight_skip_drop_prob: float
+    weight_pool_drop_prob: float
+    arch_skip_drop_prob: float
+    arch_pool_drop_prob: float
+    max_skips: int
+    max_pools: int
+
+
+@dataclass(frozen=True)
+class SupervisedParams:
+    architecture: str
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    warmup_epochs: int
+    cutout: int
+    auxiliary_weight: float
+    drop_path: float
+    grad_clip: float
+
+
+@dataclass(frozen=True)
+class FinetuneParams(SupervisedParams):
+    label_ratios: tuple[float, ...]
+    inits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    runtime: RuntimeParams
+    data: DataParams
+    search: SearchParams
+    train: SupervisedParams
+    finetune: FinetuneParams
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("sswp").joinpath(SCHEMA_NAME).read_text()
+    return yaml.safe_load(text)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        return f"{key}: {error.message}; remove it or check its spelling"
+    if error.validator == "required":
+        return f"{key}: {error.message}"
+    if error.validator == "enum":
+        allowed = ", ".join(repr(v) for v in error.validator_value)
+        return f"{key} = {error.instance!r} is not allowed; use one of {allowed}"
+    return f"{key} = {error.instance!r} is invalid: {error.message}"
+
+
+def validate(raw: Any, source: str = "params") -> None:
+    """Raise SswpError naming the first bad key, its value and what is allowed."""
+    validator_cls = jsonschema.validators.validator_for(schema())
+    errors = sorted(validator_cls(schema()).iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise SswpError(f"{source}: {_describe(errors[0])}")
+    phases = raw["search"]["phases"]
+    total = sum(phases.values())
+    if total > 1 + 1e-9:
+        raise SswpError(
+            f"{source}: search.phases sum to {total:g}, more than 1; "
+            "make warmup + search + prune + stabilise at most 1 (search takes the rest)"
+        )
+
+
+def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
+    validate(raw, source)
+    search = dict(raw["search"])
+    search["phases"] = PhaseRatios(**search["phases"])
+    search["arch_betas"] = tuple(search["arch_betas"])
+    finetune = dict(raw["finetune"])
+    finetune["label_ratios"] = tuple(float(r) for r in finetune["label_ratios"])
+    finetune["inits"] = tuple(finetune["inits"])
+    return Params(
+        seed=raw["seed"],
+        runtime=RuntimeParams(**raw["runtime"]),
+        data=DataParams(**raw["data"]),
+        search=SearchParams(**search),
+        train=SupervisedParams(**raw["train"]),
+        finetune=FinetuneParams(**finetune),
+    )
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise SswpError(
+            f"params file {path} not found; run from the repository root or pass --params"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SswpError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    return params_from_dict(raw, source=str(path))

@@ -1,0 +1,1 @@
+"""Datasets, the prepared artifact, class-balanced splits, augmentations and loaders."""

@@ -1,0 +1,195 @@
+"""In-memory datasets and the prepared artifact (`data/prepared`) that every later stage reads.
+
+`prepare` turns whichever raw dataset params name into one uint8 array file plus a manifest
+(classes, counts, content hash, normalisation) and the seeded splits, so later stages never
+touch the raw data and a changed or damaged artifact is caught before training on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sswp.atomic import write_json
+from sswp.config import DataParams
+from sswp.data.splits import Splits, balanced_halves, nested_label_order
+from sswp.errors import SswpError
+from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
+
+DATASETS = ("digits", "cifar10", "cifar100")
+ARRAY_KEYS = ("train_x", "train_y", "test_x", "test_y")
+
+Triple = tuple[float, float, float]
+
+# Per-channel mean/std of each training set on the 0-1 scale. The CIFAR values are the standard
+# constants; the digits values were computed once from `load_digits_dataset()` (a test checks).
+NORMALIZATION: dict[str, tuple[Triple, Triple]] = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "digits": ((0.3054, 0.3054, 0.3054), (0.3237, 0.3237, 0.3237)),
+}
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    """Images as (N, H, W, 3) uint8 and labels as (N,) int64, for the train and test sets."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    classes: tuple[str, ...]
+    name: str = "custom"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[1])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {key: getattr(self, key) for key in ARRAY_KEYS}
+
+    def problem(self) -> str | None:
+        """Why these arrays cannot be used, or None if they can."""
+        for split in ("train", "test"):
+            x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+            if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+                return f"{split} images are {x.dtype} {x.shape}, not (N, H, W, 3) uint8"
+            if x.shape[1:] != self.train_x.shape[1:]:
+                return (
+                    f"test images are {x.shape[1:]} but train images are {self.train_x.shape[1:]}"
+                )
+            if y.dtype != np.int64 or y.shape != (len(x),):
+                return f"{split} labels are {y.dtype} {y.shape}, not ({len(x)},) int64"
+            if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+                return f"{split} labels fall outside 0..{self.num_classes - 1}"
+        return None
+
+
+def load_raw(data: DataParams) -> ArrayDataset:
+    """Read the dataset that params name; nothing is ever downloaded."""
+    if data.dataset == "digits":
+        from sswp.data.digits import load_digits_dataset
+
+        return load_digits_dataset()
+    if data.dataset in ("cifar10", "cifar100"):
+        from sswp.data.cifar import load_cifar
+
+        return load_cifar(data.dataset, Path(data.path))
+    raise SswpError(f"data.dataset = {data.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
+
+
+def channel_stats(images: np.ndarray) -> tuple[Triple, Triple]:
+    """Per-channel mean and std on the 0-1 scale, for datasets without standard constants."""
+    flat = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+
+
+def normalization(manifest: Mapping[str, Any]) -> tuple[Triple, Triple]:
+    """The mean and std that loaders normalise with, as stored by `write_prepared`."""
+    return tuple(manifest["mean"]), tuple(manifest["std"])
+
+
+def content_hash(ds: ArrayDataset) -> str:
+    """sha256 over the arrays' names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for key, array in ds.arrays().items():
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+def _counts(labels: np.ndarray, classes: tuple[str, ...]) -> dict[str, int]:
+    counts = np.bincount(labels, minlength=len(classes))
+    return {name: int(n) for name, n in zip(classes, counts, strict=True)}
+
+
+def write_prepared(ds: ArrayDataset, out_dir: str | Path, seed: int) -> Splits:
+    """Write dataset.npz, manifest.json and splits.json (seeded splits) into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problem = ds.problem()
+    if problem:
+        raise SswpError(f"dataset {ds.name!r} cannot be prepared: {problem}")
+    splits = Splits(
+        *balanced_halves(ds.train_y, seed), label_order=nested_label_order(ds.train_y, seed)
+    )
+    mean, std = NORMALIZATION.get(ds.name) or channel_stats(ds.train_x)
+    np.savez(out_dir / DATASET_FILE, **ds.arrays())
+    write_json(out_dir / SPLITS_FILE, splits.to_dict())
+    write_json(
+        out_dir / MANIFEST_FILE,
+        {
+            "dataset": ds.name,
+            "classes": list(ds.classes),
+            "image_shape": list(ds.train_x.shape[1:]),
+            "num_train": len(ds.train_y),
+            "num_test": len(ds.test_y),
+            "train_counts": _counts(ds.train_y, ds.classes),
+            "test_counts": _counts(ds.test_y, ds.classes),
+            "sha256": content_hash(ds),
+            "mean": list(mean),
+            "std": list(std),
+            "seed": seed,
+        },
+    )
+    return splits
+
+
+def _broken(path: Path, why: str) -> SswpError:
+    return SswpError(
+        f"prepared data {path} is {why}; rebuild it with `sswp prepare` (or `dvc repro prepare`)"
+    )
+
+
+def load_prepared(
+    dir: str | Path = PREPARED_DIR,
+) -> tuple[ArrayDataset, Splits, dict[str, Any]]:
+    """Read and verify the prepared artifact: content hash, shapes and split indices."""
+    dir = Path(dir)
+    for name in (DATASET_FILE, MANIFEST_FILE, SPLITS_FILE):
+        if not (dir / name).is_file():
+            raise SswpError(
+                f"prepared data not found: {dir / name} is missing; "
+                "run `sswp prepare` (or `dvc repro prepare`) first"
+            )
+    manifest = _read_json(dir / MANIFEST_FILE)
+    required = ("dataset", "classes", "sha256", "mean", "std")
+    if not isinstance(manifest, dict) or any(key not in manifest for key in required):
+        raise _broken(dir / MANIFEST_FILE, f"missing one of the keys {', '.join(required)}")
+    try:
+        with np.load(dir / DATASET_FILE, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in ARRAY_KEYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise _broken(dir / DATASET_FILE, f"unreadable ({type(exc).__name__})") from exc
+    ds = ArrayDataset(
+        **arrays, classes=tuple(str(c) for c in manifest["classes"]), name=manifest["dataset"]
+    )
+    problem = ds.problem()
+    if problem:
+        raise _broken(dir / DATASET_FILE, f"invalid ({problem})")
+    if content_hash(ds) != manifest["sha256"]:
+        raise _broken(dir / DATASET_FILE, "changed since it was written (sha256 differs)")
+    try:
+        splits = Splits.from_dict(_read_json(dir / SPLITS_FILE), len(ds.train_y))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _broken(dir / SPLITS_FILE, f"invalid ({exc})") from exc
+    return ds, splits, manifest
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _broken(path, f"not valid JSON ({type(exc).__name__})") from exc

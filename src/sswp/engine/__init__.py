@@ -1,0 +1,1 @@
+"""Training loops and the run-time plumbing they share."""

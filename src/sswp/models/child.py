@@ -1,0 +1,147 @@
+"""The discrete network of a genotype, and weight inheritance from the supernet.
+
+The child keeps the supernet's stem, cells and channels; only the kept edges exist.
+Its module names mirror the supernet's (`cells.i.ops.k` <- `cells.i.edges.e.ops.op`),
+so inheritance is a prefix-mapped state-dict copy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sswp.nas.genotype import STEPS, CellGenotype, Genotype, edge_index
+from sswp.nas.ops import CANDIDATE_OPS, FactorizedReduce, Identity, ReLUConvBN, make_op
+from sswp.nas.supernet import STEM_MULTIPLIER, cell_channels, cifar_stem
+
+
+def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    """Zero whole samples with probability drop_prob, rescaling the rest (DARTS)."""
+    if drop_prob <= 0.0:
+        return x
+    keep = 1.0 - drop_prob
+    mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask
+
+
+class ChildCell(nn.Module):
+    def __init__(self, genotype: CellGenotype, c_pp: int, c_p: int, c: int, reduction_prev: bool):
+        super().__init__()
+        self.reduction = genotype.reduction
+        self.preprocess0 = (
+            FactorizedReduce(c_pp, c, affine=True)
+            if reduction_prev
+            else ReLUConvBN(c_pp, c, 1, 1, 0, affine=True)
+        )
+        self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=True)
+        self.sources = [src for _, src in genotype.edges]
+        self.ops = nn.ModuleList(
+            make_op(op, c, 2 if self.reduction and src < 2 else 1, affine=True)
+            for op, src in genotype.edges
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(STEPS):
+            total = None
+            for k in (2 * node, 2 * node + 1):
+                op = self.ops[k]
+                h = op(states[self.sources[k]])
+                if self.training and not isinstance(op, Identity):
+                    h = drop_path(h, drop_prob)
+                total = h if total is None else total + h
+            states.append(total)
+        return torch.cat(states[2:], dim=1)
+
+
+class AuxiliaryHead(nn.Module):
+    """Auxiliary classifier on the 8x8 maps after the second reduction (DARTS, CIFAR)."""
+
+    def __init__(self, c: int, num_classes: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=False),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class ChildNetwork(nn.Module):
+    def __init__(self, genotype: Genotype, channels: int, num_classes: int, auxiliary: bool):
+        super().__init__()
+        self.genotype = genotype
+        self.drop_path_prob = 0.0
+        self.stem = cifar_stem(STEM_MULTIPLIER * channels, affine=True)
+        plan = cell_channels(genotype.layers, channels)
+        self.cells = nn.ModuleList(
+            ChildCell(cell_geno, c_pp, c_p, c, reduction_prev)
+            for cell_geno, (c_pp, c_p, c, _, reduction_prev) in zip(
+                genotype.cells, plan, strict=True
+            )
+        )
+        self.aux_index = 2 * genotype.layers // 3
+        self.auxiliary = (
+            AuxiliaryHead(STEPS * plan[self.aux_index][2], num_classes) if auxiliary else None
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(STEPS * plan[-1][2], num_classes)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        s0 = s1 = self.stem(x)
+        aux_input = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_index:
+                aux_input = s1
+        return self.pool(s1).flatten(1), aux_input
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pooled, aux_input = self.features(x)
+        aux_logits = None
+        if self.auxiliary is not None and self.training and aux_input is not None:
+            aux_logits = self.auxiliary(aux_input)
+        return self.classifier(pooled), aux_logits
+
+
+def inheritance_map(genotype: Genotype) -> dict[str, str]:
+    """Child module prefix -> supernet module prefix, for every inherited module."""
+    mapping = {"stem.": "stem."}
+    for i, cell in enumerate(genotype.cells):
+        for part in ("preprocess0", "preprocess1"):
+            mapping[f"cells.{i}.{part}."] = f"cells.{i}.{part}."
+        for k, (op, src) in enumerate(cell.edges):
+            e = edge_index(k // 2, src)
+            mapping[f"cells.{i}.ops.{k}."] = f"cells.{i}.edges.{e}.ops.{CANDIDATE_OPS.index(op)}."
+    return mapping
+
+
+def inherit_weights(child: ChildNetwork, supernet_state: dict[str, torch.Tensor]) -> int:
+    """Copy stem, preprocess, op weights and BN statistics; heads stay new. Returns count.
+
+    Supernet BN has no affine parameters, so the child's gamma=1, beta=0 are kept.
+    """
+    mapping = inheritance_map(child.genotype)
+    child_state = child.state_dict()
+    copied = 0
+    for name in child_state:
+        prefix = next((p for p in mapping if name.startswith(p)), None)
+        if prefix is None:
+            continue
+        source = mapping[prefix] + name[len(prefix) :]
+        if source in supernet_state:
+            if supernet_state[source].shape != child_state[name].shape:
+                raise ValueError(f"shape mismatch for {name}: supernet {source} differs")
+            child_state[name] = supernet_state[source].clone()
+            copied += 1
+    child.load_state_dict(child_state)
+    return copied

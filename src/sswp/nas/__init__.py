@@ -1,0 +1,1 @@
+"""The search space: candidate ops, binary-gated mixed edges, the supernet and genotypes."""

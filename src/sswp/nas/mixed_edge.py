@@ -1,0 +1,104 @@
+"""A mixed edge with binary gates (ProxylessNAS style).
+
+Only the sampled ops run. In a weight step the active op alone is computed (its gate is
+1, the others 0, so this is exact). In an arch step the gates become a leaf tensor whose
+gradient dL/dg_k = <dL/dout, o_k> feeds the alpha gradient; the inactive output is
+detached so it trains no weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sswp.nas.ops import CANDIDATE_OPS, make_op
+
+GATE_MODES = ("two", "full_v2")
+
+
+class MixedEdge(nn.Module):
+    def __init__(self, channels: int, stride: int, mode: str = "two", affine: bool = False):
+        super().__init__()
+        if mode not in GATE_MODES:
+            raise ValueError(f"unknown gate mode {mode!r}")
+        self.mode = mode
+        self.ops = nn.ModuleList(make_op(name, channels, stride, affine) for name in CANDIDATE_OPS)
+        self.active = 0
+        self.inactive: tuple[int, ...] = ()
+        self.gates: torch.Tensor | None = None
+
+    def set_path(self, active: int, inactive: tuple[int, ...] = ()) -> None:
+        self.active, self.inactive, self.gates = active, inactive, None
+
+    def open_gates(self, device: torch.device) -> torch.Tensor:
+        """Binary gates for an arch step: 1 on the active op, a leaf that collects gradients."""
+        gates = torch.zeros(len(self.ops), device=device)
+        gates[self.active] = 1.0
+        self.gates = gates.requires_grad_(True)
+        return self.gates
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gates is None:
+            return self.ops[self.active](x)
+        if self.mode == "two":
+            out = self.gates[self.active] * self.ops[self.active](x)
+            for k in self.inactive:
+                out = out + self.gates[k] * self.ops[k](x).detach()
+            return out
+        return _AllGatesGradient.apply(x, self.gates, self)
+
+
+class _AllGatesGradient(torch.autograd.Function):
+    """full_v2: run only the active op forward; in backward, estimate every gate's gradient.
+
+    The other ops run under no_grad on the saved input, so their activations are never
+    stored: that is the memory saving over running all ops forward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gates: torch.Tensor, edge: MixedEdge) -> torch.Tensor:  # type: ignore[override]
+        detached = x.detach().requires_grad_(x.requires_grad)
+        with torch.enable_grad():
+            out = edge.ops[edge.active](detached)
+        ctx.edge = edge
+        ctx.save_for_backward(detached, out)
+        return out.detach()
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        detached, out = ctx.saved_tensors
+        edge: MixedEdge = ctx.edge
+        grad_x = None
+        if detached.requires_grad:
+            (grad_x,) = torch.autograd.grad(out, detached, grad_out, allow_unused=True)
+        with torch.no_grad():
+            grads = []
+            for k, op in enumerate(edge.ops):
+                o_k = out if k == edge.active else op(detached)
+                grads.append((o_k * grad_out).sum())
+        return grad_x, torch.stack(grads).to(grad_out.dtype), None
+
+
+def alpha_gradient(
+    alpha: torch.Tensor, gate_grad: torch.Tensor, involved: list[int]
+) -> torch.Tensor:
+    """dL/dalpha_i = sum_j dL/dg_j * p_j * (delta_ij - p_i), p = softmax(alpha[involved]).
+
+    Rows outside `involved` get zero. `two` mode passes the sampled pair; full_v2 all ops.
+    """
+    idx = torch.tensor(involved, device=alpha.device)
+    p = torch.softmax(alpha.detach()[idx], dim=0)
+    g = gate_grad[idx]
+    # sum_j g_j p_j (delta_ij - p_i) = p_i g_i - p_i sum_j g_j p_j
+    grad_involved = p * g - p * (g * p).sum()
+    grad = torch.zeros_like(alpha)
+    grad[idx] = grad_involved
+    return grad
+
+
+def rescale_pair(alpha: torch.Tensor, old_alpha: torch.Tensor, involved: list[int]) -> None:
+    """Shift the involved logits so their log-sum-exp is what it was before the Adam step."""
+    idx = torch.tensor(involved, device=alpha.device)
+    with torch.no_grad():
+        offset = torch.logsumexp(alpha[idx], 0) - torch.logsumexp(old_alpha[idx], 0)
+        alpha[idx] -= offset

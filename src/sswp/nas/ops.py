@@ -1,0 +1,112 @@
+"""The 7 DARTS candidate ops, shared by the supernet and the child network.
+
+Sharing the modules (with `affine` switched) is what makes weight inheritance a plain
+state-dict copy: the child op has the same parameter and buffer names as the supernet op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+CANDIDATE_OPS: tuple[str, ...] = (
+    "skip_connect",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+SKIP_INDEX = 0
+POOL_INDICES = (1, 2)
+NON_PARAMETRIC = (0, 1, 2)
+PARAMETRIC = tuple(range(3, len(CANDIDATE_OPS)))
+SHORT_NAMES = {
+    "skip_connect": "skip",
+    "max_pool_3x3": "max3",
+    "avg_pool_3x3": "avg3",
+    "sep_conv_3x3": "sep3",
+    "sep_conv_5x5": "sep5",
+    "dil_conv_3x3": "dil3",
+    "dil_conv_5x5": "dil5",
+}
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    def __init__(self, c: int, kernel: int, stride: int, padding: int, affine: bool):
+        super().__init__(
+            DilConv(c, kernel, stride, padding, 1, affine),
+            DilConv(c, kernel, 1, padding, 1, affine),
+        )
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two offset stride-2 1x1 convs (DARTS)."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool):
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even channel count, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        # The zero pad never reaches a sampled position for even sizes and keeps odd sizes aligned.
+        shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+def _pool(kind: str, c: int, stride: int, affine: bool) -> nn.Module:
+    pool: nn.Module
+    if kind == "max":
+        pool = nn.MaxPool2d(3, stride=stride, padding=1)
+    else:
+        pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+    return nn.Sequential(pool, nn.BatchNorm2d(c, affine=affine))
+
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+
+OPS: dict[str, OpFactory] = {
+    "skip_connect": lambda c, s, a: Identity() if s == 1 else FactorizedReduce(c, c, a),
+    "max_pool_3x3": lambda c, s, a: _pool("max", c, s, a),
+    "avg_pool_3x3": lambda c, s, a: _pool("avg", c, s, a),
+    "sep_conv_3x3": lambda c, s, a: SepConv(c, 3, s, 1, a),
+    "sep_conv_5x5": lambda c, s, a: SepConv(c, 5, s, 2, a),
+    "dil_conv_3x3": lambda c, s, a: DilConv(c, 3, s, 2, 2, a),
+    "dil_conv_5x5": lambda c, s, a: DilConv(c, 5, s, 4, 2, a),
+}
+
+
+def make_op(name: str, channels: int, stride: int, affine: bool) -> nn.Module:
+    return OPS[name](channels, stride, affine)

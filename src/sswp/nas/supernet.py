@@ -1,0 +1,227 @@
+"""The proxy-free supernet: every cell has its own architecture logits (14 edges x 7 ops).
+
+BatchNorm is non-affine throughout, so that a child network whose BN starts at
+gamma=1, beta=0 computes exactly what the supernet restricted to its genotype computes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sswp.nas.genotype import EDGES_PER_CELL, STEPS, Genotype, derive_genotype, edge_index
+from sswp.nas.genotype import reduction_cells as reduction_indices
+from sswp.nas.mixed_edge import MixedEdge, alpha_gradient, rescale_pair
+from sswp.nas.ops import (
+    CANDIDATE_OPS,
+    NON_PARAMETRIC,
+    POOL_INDICES,
+    SKIP_INDEX,
+    FactorizedReduce,
+    ReLUConvBN,
+)
+
+STEM_MULTIPLIER = 3
+PROJECTION_DIM = 128
+
+
+def cifar_stem(c_out: int, affine: bool) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, affine=affine)
+    )
+
+
+def cell_channels(layers: int, channels: int) -> list[tuple[int, int, int, bool, bool]]:
+    """(c_prev_prev, c_prev, c, reduction, reduction_prev) per cell, as in DARTS."""
+    c_pp = c_p = STEM_MULTIPLIER * channels
+    c = channels
+    reductions = set(reduction_indices(layers))
+    plan = []
+    reduction_prev = False
+    for i in range(layers):
+        reduction = i in reductions
+        if reduction:
+            c *= 2
+        plan.append((c_pp, c_p, c, reduction, reduction_prev))
+        c_pp, c_p, reduction_prev = c_p, STEPS * c, reduction
+    return plan
+
+
+def search_space(layers: int, channels: int) -> dict[str, object]:
+    """What a saved supernet must match to be reused: layers, channels and the op list."""
+    return {"layers": layers, "channels": channels, "ops": list(CANDIDATE_OPS)}
+
+
+class SearchCell(nn.Module):
+    def __init__(
+        self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, mode: str
+    ):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0 = (
+            FactorizedReduce(c_pp, c, affine=False)
+            if reduction_prev
+            else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False)
+        )
+        self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(
+            MixedEdge(c, 2 if reduction and src < 2 else 1, mode)
+            for node in range(STEPS)
+            for src in range(2 + node)
+        )
+        self.alpha = nn.Parameter(torch.zeros(EDGES_PER_CELL, len(CANDIDATE_OPS)))
+        self.frozen = False
+        self.enabled = [True] * EDGES_PER_CELL
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for node in range(STEPS):
+            inputs = [
+                self.edges[edge_index(node, src)](h)
+                for src, h in enumerate(states)
+                if self.enabled[edge_index(node, src)]
+            ]
+            states.append(sum(inputs[1:], inputs[0]))
+        return torch.cat(states[2:], dim=1)
+
+    def argmax_ops(self) -> list[int]:
+        return self.alpha.detach().argmax(dim=1).tolist()
+
+    def freeze(self) -> None:
+        """Fix every edge to its argmax op; the alphas stop updating."""
+        for edge, op in zip(self.edges, self.argmax_ops(), strict=True):
+            edge.set_path(op)
+        self.frozen = True
+        self.alpha.requires_grad_(False)
+
+
+class SuperNet(nn.Module):
+    def __init__(self, layers: int, channels: int, gate_mode: str = "two"):
+        super().__init__()
+        self.layers, self.channels, self.gate_mode = layers, channels, gate_mode
+        self.stem = cifar_stem(STEM_MULTIPLIER * channels, affine=False)
+        self.cells = nn.ModuleList(
+            SearchCell(*plan, mode=gate_mode) for plan in cell_channels(layers, channels)
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        feature_dim = STEPS * cell_channels(layers, channels)[-1][2]
+        self.feature_dim = feature_dim
+        self.head = nn.Sequential(
+            nn.Linear(feature_dim, feature_dim), nn.ReLU(), nn.Linear(feature_dim, PROJECTION_DIM)
+        )
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return self.pool(s1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    # ----- parameters -----
+    def alphas(self) -> list[nn.Parameter]:
+        return [cell.alpha for cell in self.cells]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        alpha_ids = {id(a) for a in self.alphas()}
+        return [p for p in self.parameters() if id(p) not in alpha_ids]
+
+    def live_cells(self) -> list[SearchCell]:
+        return [cell for cell in self.cells if not cell.frozen]
+
+    # ----- paths -----
+    def sample_paths(
+        self, generator: torch.Generator, *, drop_skip: float = 0.0, drop_pool: float = 0.0
+    ) -> None:
+        """Sample a path on every edge of every unfrozen cell, all edges at once.
+
+        `two`: 2 distinct ops from softmax(alpha), one made active with probabilities
+        softmax over the pair. `full_v2`: one op. A sampled skip (pool) is resampled
+        among parametric ops with probability drop_skip (drop_pool), pools first.
+        """
+        cells = self.live_cells()
+        if not cells:
+            return
+        logits = torch.cat([cell.alpha.detach() for cell in cells]).float().cpu()
+        probs = torch.softmax(logits, dim=1)
+        draws = 2 if self.gate_mode == "two" else 1
+        picks = torch.multinomial(probs, draws, replacement=False, generator=generator)
+        parametric_probs = probs.clone()
+        parametric_probs[:, list(NON_PARAMETRIC)] = 0
+        for drop, ops in ((drop_pool, POOL_INDICES), (drop_skip, (SKIP_INDEX,))):
+            hit = torch.isin(picks, torch.tensor(ops)).any(dim=1)
+            redraw = hit & (torch.rand(len(picks), generator=generator) < drop)
+            if drop > 0 and redraw.any():
+                picks[redraw] = torch.multinomial(
+                    parametric_probs[redraw], draws, replacement=False, generator=generator
+                )
+        if self.gate_mode == "two":
+            pair_p = torch.softmax(logits.gather(1, picks), dim=1)
+            second = torch.rand(len(picks), generator=generator) < pair_p[:, 1]
+            active = torch.where(second, picks[:, 1], picks[:, 0]).tolist()
+            inactive = torch.where(second, picks[:, 0], picks[:, 1]).tolist()
+            others = [(o,) for o in inactive]
+        else:
+            active = picks[:, 0].tolist()
+            others = [tuple(k for k in range(len(CANDIDATE_OPS)) if k != a) for a in active]
+        edges = [edge for cell in cells for edge in cell.edges]
+        for edge, a, rest in zip(edges, active, others, strict=True):
+            edge.set_path(a, rest)
+
+    def use_argmax_paths(self) -> None:
+        """The path used to evaluate the supernet: every edge on its most likely op."""
+        for cell in self.live_cells():
+            for edge, op in zip(cell.edges, cell.argmax_ops(), strict=True):
+                edge.set_path(op)
+
+    def restrict_to(self, genotype: Genotype) -> None:
+        """Turn off edges outside the genotype and fix the kept ones (for inheritance checks)."""
+        if genotype.layers != self.layers:
+            raise ValueError(f"genotype has {genotype.layers} cells, supernet {self.layers}")
+        for cell, cell_geno in zip(self.cells, genotype.cells, strict=True):
+            cell.enabled = [False] * EDGES_PER_CELL
+            for k, (op, src) in enumerate(cell_geno.edges):
+                e = edge_index(k // 2, src)
+                cell.enabled[e] = True
+                cell.edges[e].set_path(CANDIDATE_OPS.index(op))
+
+    def derive(self, max_skips: int, max_pools: int) -> Genotype:
+        return derive_genotype(self.alphas(), max_skips, max_pools)
+
+    # ----- arch step -----
+    def open_gates(self) -> None:
+        device = self.cells[0].alpha.device
+        for cell in self.live_cells():
+            for edge in cell.edges:
+                edge.open_gates(device)
+
+    def set_alpha_gradients(self) -> None:
+        """Turn gate gradients into alpha gradients (frozen cells keep grad None)."""
+        for cell in self.live_cells():
+            grad = torch.zeros_like(cell.alpha)
+            for e, edge in enumerate(cell.edges):
+                if edge.gates is None or edge.gates.grad is None:
+                    continue
+                involved = self._involved(edge)
+                grad[e] = alpha_gradient(cell.alpha[e], edge.gates.grad, involved)
+            cell.alpha.grad = grad
+
+    def rescale_alphas(self, before: list[torch.Tensor]) -> None:
+        """After an arch step in `two` mode, keep each sampled pair's log-sum-exp unchanged."""
+        if self.gate_mode != "two":
+            return
+        for cell, old in zip(self.cells, before, strict=True):
+            if cell.frozen:
+                continue
+            for e, edge in enumerate(cell.edges):
+                rescale_pair(cell.alpha.data[e], old[e], self._involved(edge))
+
+    def close_gates(self) -> None:
+        for cell in self.cells:
+            for edge in cell.edges:
+                edge.gates = None
+
+    @staticmethod
+    def _involved(edge: MixedEdge) -> list[int]:
+        return [edge.active, *edge.inactive]

@@ -1,0 +1,1 @@
+"""One module per `sswp <stage>` subcommand: read inputs, run the engine, write outputs."""

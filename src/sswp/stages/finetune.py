@@ -1,0 +1,47 @@
+"""`sswp finetune`: train on a class-balanced label fraction from preserved or random weights."""
+
+from __future__ import annotations
+
+import argparse
+
+from sswp.config import Params
+from sswp.data.datasets import load_prepared
+from sswp.data.splits import label_subset
+from sswp.engine.runtime import setup
+from sswp.errors import SswpError
+from sswp.paths import FINETUNE_DIR, METRICS_DIR, finetune_tag
+from sswp.stages.children import build_child, fit_and_save
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ratio", type=float, required=True, help="label ratio in (0, 1]")
+    parser.add_argument("--init", choices=("preserved", "random"), required=True)
+
+
+def run(params: Params, args: argparse.Namespace) -> None:
+    if not 0 < args.ratio <= 1:
+        raise SswpError(f"--ratio {args.ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
+    device = setup(params.runtime, params.seed)
+    data, splits, manifest = load_prepared()
+    sp = params.finetune
+    indices = label_subset(data.train_y, splits.label_order, args.ratio)
+    model = build_child(params, data, sp.architecture, args.init, sp)
+    tag = finetune_tag(args.init, args.ratio)
+    fit_and_save(
+        params,
+        data,
+        manifest,
+        model,
+        indices,
+        sp,
+        device,
+        f"finetune/{tag}",
+        FINETUNE_DIR / tag,
+        METRICS_DIR / "finetune" / f"{tag}.json",
+        {
+            "init": args.init,
+            "label_ratio": args.ratio,
+            "labelled_images": len(indices),
+            "architecture": sp.architecture,
+        },
+    )

@@ -1,0 +1,56 @@
+"""`sswp prepare`: read the raw dataset once and write the verified artifact in data/prepared.
+
+The folder is staged and swapped in whole, so a failure never leaves a partial artifact that a
+driver could cache as a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+import numpy as np
+
+from sswp.atomic import staged_dir
+from sswp.config import Params
+from sswp.data.datasets import ArrayDataset, load_raw, write_prepared
+from sswp.data.splits import label_subset, nested_label_order
+from sswp.paths import PREPARED_DIR
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """prepare takes everything from params.yaml."""
+
+
+def keep_subset(ds: ArrayDataset, fraction: float, seed: int) -> ArrayDataset:
+    """A class-balanced, seeded fraction of the training images, for quick smoke runs."""
+    if fraction >= 1:
+        return ds
+    keep = label_subset(ds.train_y, nested_label_order(ds.train_y, seed), fraction)
+    return dataclasses.replace(ds, train_x=ds.train_x[keep], train_y=ds.train_y[keep])
+
+
+def run(params: Params, args: argparse.Namespace) -> None:
+    ds = keep_subset(load_raw(params.data), params.data.subset, params.seed)
+    with staged_dir(PREPARED_DIR) as tmp:
+        splits = write_prepared(ds, tmp, params.seed)
+    per_class = np.bincount(ds.train_y, minlength=ds.num_classes)
+    log.info(
+        "prepared %s: %d train (%d-%d per class), %d test, %d classes, %dx%d; "
+        "search halves %d/%d, seed %d -> %s",
+        ds.name,
+        len(ds.train_y),
+        per_class.min(),
+        per_class.max(),
+        len(ds.test_y),
+        ds.num_classes,
+        ds.image_size,
+        ds.image_size,
+        len(splits.search_weights),
+        len(splits.search_arch),
+        params.seed,
+        PREPARED_DIR,
+    )

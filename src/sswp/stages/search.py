@@ -1,0 +1,42 @@
+"""`sswp search`: self-supervised search; writes the genotype and supernet of each snapshot."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from sswp import atomic
+from sswp.config import Params
+from sswp.data.datasets import load_prepared, normalization
+from sswp.engine.runtime import MetricLogger, setup
+from sswp.engine.search import SearchLoop
+from sswp.nas.supernet import search_space
+from sswp.paths import GENOTYPE_FILE, METRICS_DIR, SEARCH_DIR, SUPERNET_FILE
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """search takes everything from params.yaml."""
+
+
+def run(params: Params, args: argparse.Namespace) -> None:
+    device = setup(params.runtime, params.seed)
+    data, splits, manifest = load_prepared()
+    loop = SearchLoop(params, data, splits, normalization(manifest), device)
+    metric_logger = MetricLogger("search")
+    try:
+        result = loop.run(metric_logger)
+    finally:
+        metric_logger.close()
+    with atomic.staged_dir(SEARCH_DIR) as out:
+        for name, snap in result.snapshots.items():
+            snap.genotype.save(out / name / GENOTYPE_FILE)
+            atomic.torch_save(
+                out / name / SUPERNET_FILE,
+                {
+                    "search_space": search_space(params.search.layers, params.search.channels),
+                    "state_dict": snap.state_dict,
+                },
+            )
+        torch.save(result.alpha_history, out / "alpha_history.pt")
+    atomic.write_json(METRICS_DIR / "search.json", result.metrics)

@@ -1,0 +1,95 @@
+import math
+
+import numpy as np
+import pytest
+
+from sswp.data.splits import Splits, balanced_halves, label_subset, nested_label_order
+from sswp.errors import SswpError
+
+
+@pytest.fixture
+def labels():
+    counts = [7, 8, 9, 10, 11, 1, 100]
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return np.random.default_rng(123).permutation(labels).astype(np.int64)
+
+
+def test_halves_disjoint_covering_balanced(labels):
+    first, second = balanced_halves(labels, seed=0)
+    assert first.dtype == np.int64 and second.dtype == np.int64
+    assert np.array_equal(first, np.sort(first)) and np.array_equal(second, np.sort(second))
+    assert np.intersect1d(first, second).size == 0
+    assert np.array_equal(np.sort(np.concatenate([first, second])), np.arange(len(labels)))
+    per_class = np.bincount(labels[first], minlength=7) - np.bincount(labels[second], minlength=7)
+    assert np.abs(per_class).max() <= 1
+    # odd classes alternate the extra image, so the halves stay the same size overall
+    assert abs(len(first) - len(second)) <= 1
+
+
+def test_halves_deterministic_per_seed(labels):
+    a, b = balanced_halves(labels, seed=5), balanced_halves(labels, seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    c = balanced_halves(labels, seed=6)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_label_order_is_a_seeded_permutation(labels):
+    order = nested_label_order(labels, seed=1)
+    assert order.dtype == np.int64
+    assert np.array_equal(np.sort(order), np.arange(len(labels)))
+    assert np.array_equal(order, nested_label_order(labels, seed=1))
+    assert not np.array_equal(order, nested_label_order(labels, seed=2))
+
+
+def test_label_subsets_nested_with_ceil_counts(labels):
+    order = nested_label_order(labels, seed=0)
+    ratios = [0.05, 0.07, 0.1, 0.2, 0.5, 1.0]
+    subsets = [label_subset(labels, order, r) for r in ratios]
+    for small, large in zip(subsets, subsets[1:], strict=False):
+        assert np.isin(small, large).all()
+    n_c = np.bincount(labels)
+    for ratio, subset in zip(ratios, subsets, strict=True):
+        assert np.array_equal(subset, np.sort(subset))
+        expected = [math.ceil(round(ratio * n, 9)) for n in n_c]
+        assert np.bincount(labels[subset], minlength=len(n_c)).tolist() == expected
+    assert np.array_equal(subsets[-1], np.arange(len(labels)))
+    # 0.07 * 100 is 7.000000000000001 in floats: still 7 images, not 8
+    assert (labels[subsets[1]] == 6).sum() == 7
+
+
+def test_label_subset_takes_prefix_of_order(labels):
+    order = nested_label_order(labels, seed=0)
+    subset = label_subset(labels, order, 0.1)
+    class_six = order[labels[order] == 6]
+    assert set(subset[labels[subset] == 6]) == set(class_six[:10])
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.1, 1.5, float("nan")])
+def test_label_ratio_outside_range_rejected(labels, ratio):
+    with pytest.raises(SswpError, match=r"outside \(0, 1\]"):
+        label_subset(labels, np.arange(len(labels)), ratio)
+
+
+def test_tiny_ratio_that_empties_a_class_rejected(labels):
+    message = r"class 5 with no images \(it has 1\); use a ratio of at least 1$"
+    with pytest.raises(SswpError, match=message):
+        label_subset(labels, np.arange(len(labels)), 1e-12)
+
+
+def test_splits_round_trip_and_validation(labels):
+    halves = balanced_halves(labels, seed=0)
+    splits = Splits(*halves, label_order=nested_label_order(labels, seed=0))
+    back = Splits.from_dict(splits.to_dict(), len(labels))
+    assert np.array_equal(back.search_arch, splits.search_arch)
+    assert np.array_equal(back.label_order, splits.label_order)
+    assert back.search_weights.dtype == np.int64
+
+    raw = splits.to_dict()
+    with pytest.raises(ValueError, match="outside"):
+        Splits.from_dict({**raw, "search_arch": [*raw["search_arch"], len(labels)]}, len(labels))
+    with pytest.raises(ValueError, match="overlap"):
+        Splits.from_dict({**raw, "search_arch": raw["search_weights"]}, len(labels))
+    with pytest.raises(ValueError, match="label_order"):
+        Splits.from_dict({**raw, "label_order": raw["label_order"][:-1]}, len(labels))
+    with pytest.raises(ValueError, match="integers"):
+        Splits.from_dict({**raw, "label_order": ["a"]}, len(labels))
