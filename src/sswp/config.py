@@ -32,6 +32,7 @@ class RuntimeParams:
 class DataParams:
     dataset: str
     path: str
+    image_size: int
     subset: float
     loader: str
     workers: int

@@ -1,0 +1,38 @@
+# Quick start: `make repro` (set up, then run the pipeline) and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup repro snakemake test lint bench clean-checkpoints
+
+setup: $(STAMP)
+
+# Reinstall only when the pins or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+repro: $(STAMP)
+	dvc repro
+	@echo "Results: results/summary.md, results/summary.csv, results/label_ratio.png"
+
+snakemake: $(STAMP)
+	snakemake --profile workflow/profiles/default
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
+	snakemake --lint
+
+bench: $(STAMP)
+	$(PY) benchmarks/search_step.py

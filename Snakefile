@@ -1,0 +1,15 @@
+# The SSWP-NAS pipeline for Snakemake: the same `sswp <stage>` commands and artifact
+# layout as dvc.yaml, whose per-stage deps and params are reused here (one source of truth).
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/children.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        REPORT_OUTPUTS,
+    default_target: True

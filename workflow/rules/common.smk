@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+validate(config, "../schemas/params.schema.yaml")
+
+DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+RATIOS = [str(float(r)) for r in config["finetune"]["label_ratios"]]
+INITS = list(config["finetune"]["inits"])
+# Built from docker/Dockerfile; used when Snakemake runs with `--sdm apptainer`.
+SSWP_IMAGE = "docker://ghcr.io/sswp-pipeline/sswp:0.1.0"
+REPORT_OUTPUTS = [
+    "results/summary.csv",
+    "results/summary.md",
+    "results/label_ratio.csv",
+    "results/label_ratio.png",
+]
+
+
+wildcard_constraints:
+    init="preserved|random",
+    ratio=r"[0-9]*\.?[0-9]+(e-?[0-9]+)?",
+
+
+def _resolved_params() -> str:
+    """The validated config (configfile plus any --config overrides) as the file sswp reads.
+
+    Rewritten only when it changes, so `sswp` always sees what Snakemake validated.
+    """
+    text = yaml.safe_dump(dict(config), sort_keys=True)
+    path = Path(".snakemake/sswp/params.yaml")
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(path)
+
+
+PARAMS_FILE = _resolved_params()
+
+
+def code_deps(stage: str) -> list[str]:
+    """The library files a stage runs, from its dvc.yaml deps (folders expanded to files)."""
+    files: list[str] = []
+    for dep in DVC_STAGES[stage]["deps"]:
+        path = Path(dep)
+        if not dep.startswith("src/"):
+            continue
+        if path.is_dir():
+            files.extend(sorted(str(p) for p in path.rglob("*.py")))
+        else:
+            files.append(dep)
+    return files
+
+
+def _lookup(key: str):
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def stage_params(stage: str) -> dict:
+    """Exactly the params keys dvc.yaml declares for the stage, as Snakemake rerun triggers."""
+    return {key: _lookup(key) for key in DVC_STAGES[stage]["params"]}
