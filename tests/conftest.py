@@ -1,7 +1,51 @@
-"""Shared test settings: deterministic, single-threaded torch for fast small tensors."""
+"""Shared test settings and the tiny pipeline config every end-to-end test uses."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+
+from sswp.config import Params, params_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough for seconds per stage on 2 cores, yet every search phase runs:
+# warm-up, arch updates, progressive freezing of every cell, stabilise.
+TINY_OVERRIDES = {
+    "runtime": {"threads": 1, "progress": "never"},
+    "data": {"subset": 0.15},
+    "search": {
+        "layers": 3,
+        "channels": 2,
+        "epochs": 4,
+        "batch_size": 16,
+        "phases": {"warmup": 0.25, "search": 0.25, "prune": 0.25, "stabilise": 0.25},
+        "arch_every": 2,
+    },
+    "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
+    "finetune": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "label_ratios": [0.5, 1.0]},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) else value
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> dict:
+    return merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY_OVERRIDES)
+
+
+@pytest.fixture
+def tiny_params(tiny_config) -> Params:
+    return params_from_dict(tiny_config)
 
 
 @pytest.fixture(autouse=True)

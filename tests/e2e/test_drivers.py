@@ -20,29 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
-TINY = {
-    "runtime": {"threads": 1, "progress": "never"},
-    "data": {"subset": 0.15},
-    "search": {
-        "layers": 3,
-        "channels": 2,
-        "epochs": 4,
-        "batch_size": 16,
-        "phases": {"warmup": 0.25, "search": 0.25, "prune": 0.25, "stabilise": 0.25},
-        "arch_every": 2,
-    },
-    "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
-    "finetune": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "label_ratios": [0.5, 1.0]},
-}
 # Wall-clock fields differ between any two runs; everything else must match exactly.
 TIMING_KEYS = {"search_hours", "train_hours"}
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _merge(base[key], value) if isinstance(value, dict) else value
-    return out
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
@@ -52,11 +31,14 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-def _copy_repo(dest: Path) -> Path:
+def _copy_repo(dest: Path, config: dict) -> Path:
     """A fresh git repository holding the tracked files, with the tiny params."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, files):
         src = REPO / name
@@ -65,10 +47,12 @@ def _copy_repo(dest: Path) -> Path:
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target, follow_symlinks=False)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    (dest / "params.yaml").write_text(yaml.safe_dump(_merge(params, TINY), sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+    (dest / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
 
@@ -86,15 +70,15 @@ def _results(root: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def dvc_run(tmp_path_factory):
-    root = _copy_repo(tmp_path_factory.mktemp("dvc"))
+def dvc_run(tmp_path_factory, tiny_config):
+    root = _copy_repo(tmp_path_factory.mktemp("dvc"), tiny_config)
     log = _run(["dvc", "repro"], root)
     return root, log, _results(root)
 
 
 @pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory):
-    root = _copy_repo(tmp_path_factory.mktemp("snakemake"))
+def snakemake_run(tmp_path_factory, tiny_config):
+    root = _copy_repo(tmp_path_factory.mktemp("snakemake"), tiny_config)
     log = _run(["snakemake", "--cores", "2"], root)
     return root, log, _results(root)
 
@@ -106,9 +90,14 @@ def _stages_run(log: str) -> set[str]:
 def test_dvc_repro_writes_every_artifact(dvc_run):
     root, log, results = dvc_run
     assert _stages_run(log) == {
-        "prepare", "search", "train", "report",
-        "finetune@preserved-0.5", "finetune@preserved-1.0",
-        "finetune@random-0.5", "finetune@random-1.0",
+        "prepare",
+        "search",
+        "train",
+        "report",
+        "finetune@preserved-0.5",
+        "finetune@preserved-1.0",
+        "finetune@random-0.5",
+        "finetune@random-1.0",
     }
     for name in ("final", "highest_acc", "lowest_loss"):
         assert (root / "artifacts/search" / name / "supernet.pt").is_file()
@@ -144,8 +133,11 @@ def test_changing_a_finetune_param_reruns_only_finetune_and_report(dvc_run, snak
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _stages_run(_run(["dvc", "repro"], root))
     assert ran == {
-        "report", "finetune@preserved-0.5", "finetune@preserved-1.0",
-        "finetune@random-0.5", "finetune@random-1.0",
+        "report",
+        "finetune@preserved-0.5",
+        "finetune@preserved-1.0",
+        "finetune@random-0.5",
+        "finetune@random-1.0",
     }
 
 

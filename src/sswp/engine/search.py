@@ -50,6 +50,51 @@ def _contrastive(net: SuperNet, v1: torch.Tensor, v2: torch.Tensor, temperature:
     return nt_xent(z[: len(v1)], z[len(v1) :], temperature)
 
 
+def weight_step(
+    net: SuperNet,
+    opt: torch.optim.Optimizer,
+    paths: torch.Generator,
+    views: tuple[torch.Tensor, torch.Tensor],
+    temperature: float,
+    grad_clip: float,
+    drop_skip: float = 0.0,
+    drop_pool: float = 0.0,
+) -> tuple[float, float]:
+    """SGD on the weights of one sampled path; unsampled ops get no gradient at all."""
+    net.sample_paths(paths, drop_skip=drop_skip, drop_pool=drop_pool)
+    loss, acc = _contrastive(net, *views, temperature)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
+    opt.step()
+    return loss.item(), acc.item()
+
+
+def arch_step(
+    net: SuperNet,
+    opt: torch.optim.Optimizer,
+    paths: torch.Generator,
+    views: tuple[torch.Tensor, torch.Tensor],
+    temperature: float,
+    drop_skip: float = 0.0,
+    drop_pool: float = 0.0,
+) -> float:
+    """One Adam step on the alphas of unfrozen cells, from binary-gate gradients."""
+    net.sample_paths(paths, drop_skip=drop_skip, drop_pool=drop_pool)
+    net.open_gates()
+    gates = [edge.gates for cell in net.live_cells() for edge in cell.edges]
+    loss, _ = _contrastive(net, *views, temperature)
+    for gate, grad in zip(gates, torch.autograd.grad(loss, gates), strict=True):
+        gate.grad = grad
+    net.set_alpha_gradients()
+    before = [a.detach().clone() for a in net.alphas()]
+    opt.step()
+    net.rescale_alphas(before)
+    opt.zero_grad(set_to_none=True)
+    net.close_gates()
+    return loss.item()
+
+
 class SearchLoop:
     """Owns the supernet, its two optimisers and the sampling generator for one search."""
 
@@ -108,39 +153,6 @@ class SearchLoop:
             **common,
         )
 
-    def weight_step(self, v1: torch.Tensor, v2: torch.Tensor, warm: bool) -> tuple[float, float]:
-        sp = self.sp
-        self.net.sample_paths(
-            self.paths,
-            drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
-            drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
-        )
-        loss, acc = _contrastive(self.net, v1, v2, sp.temperature)
-        self.weight_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.net.weight_parameters(), sp.grad_clip)
-        self.weight_opt.step()
-        return loss.item(), acc.item()
-
-    def arch_step(self, v1: torch.Tensor, v2: torch.Tensor) -> float:
-        """One Adam step on the alphas of unfrozen cells, from binary-gate gradients."""
-        sp = self.sp
-        self.net.sample_paths(
-            self.paths, drop_skip=sp.arch_skip_drop_prob, drop_pool=sp.arch_pool_drop_prob
-        )
-        self.net.open_gates()
-        gates = [edge.gates for cell in self.net.live_cells() for edge in cell.edges]
-        loss, _ = _contrastive(self.net, v1, v2, sp.temperature)
-        for gate, grad in zip(gates, torch.autograd.grad(loss, gates), strict=True):
-            gate.grad = grad
-        self.net.set_alpha_gradients()
-        before = [a.detach().clone() for a in self.net.alphas()]
-        self.arch_opt.step()
-        self.net.rescale_alphas(before)
-        self.arch_opt.zero_grad(set_to_none=True)
-        self.net.close_gates()
-        return loss.item()
-
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Contrastive loss and top-1 on held-out test images along the argmax path."""
@@ -164,16 +176,32 @@ class SearchLoop:
         self.net.train()
         losses, accs, arch_losses = [], [], []
         batches = progress(self.weight_loader, self.params.runtime, desc=f"search {epoch}")
+        sp = self.sp
         for step, (v1, v2, _) in enumerate(batches):
-            loss, acc = self.weight_step(
-                to_device(v1, self.device), to_device(v2, self.device), warm
+            loss, acc = weight_step(
+                self.net,
+                self.weight_opt,
+                self.paths,
+                (to_device(v1, self.device), to_device(v2, self.device)),
+                sp.temperature,
+                sp.grad_clip,
+                drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
+                drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
             )
             losses.append(loss)
             accs.append(acc)
-            if not warm and (step + 1) % self.sp.arch_every == 0 and self.net.live_cells():
+            if not warm and (step + 1) % sp.arch_every == 0 and self.net.live_cells():
                 a1, a2, _ = next(self.arch_batches)
                 arch_losses.append(
-                    self.arch_step(to_device(a1, self.device), to_device(a2, self.device))
+                    arch_step(
+                        self.net,
+                        self.arch_opt,
+                        self.paths,
+                        (to_device(a1, self.device), to_device(a2, self.device)),
+                        sp.temperature,
+                        drop_skip=sp.arch_skip_drop_prob,
+                        drop_pool=sp.arch_pool_drop_prob,
+                    )
                 )
         self.weight_sched.step()
         metrics = {

@@ -1,0 +1,100 @@
+"""Params validation: one schema for sswp and Snakemake, one clear line per problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sswp.config import load_params, params_from_dict, schema
+from sswp.errors import SswpError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _with(config: dict, dotted: str, value) -> dict:
+    out = yaml.safe_load(yaml.safe_dump(config))
+    *parents, last = dotted.split(".")
+    node = out
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return out
+
+
+def test_shipped_params_files_are_valid():
+    for path in [REPO / "params.yaml", *sorted((REPO / "params").glob("*.yaml"))]:
+        load_params(path)
+
+
+def test_snakemake_and_sswp_use_the_same_schema_file():
+    snakemake_schema = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
+    assert snakemake_schema == schema()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("search.epochs", -3, "search.epochs = -3 is invalid"),
+        ("data.dataset", "mnist", "data.dataset = 'mnist' is not allowed; use one of"),
+        ("search.gate_mode", "three", "'two', 'full_v2'"),
+        ("finetune.label_ratios", [0.1, 1.5], "finetune.label_ratios.1 = 1.5"),
+        ("finetune.label_ratios", [0.0], "finetune.label_ratios.0 = 0.0"),
+        ("train.bogus", 1, "train: Unevaluated properties are not allowed ('bogus'"),
+        ("bogus", 1, "remove it or check its spelling"),
+        (
+            "search.phases",
+            {"warmup": 0.5, "search": 0.5, "prune": 0.5, "stabilise": 0},
+            "sum to 1.5, more than 1",
+        ),
+    ],
+)
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(tiny_config, key, value, expected):
+    with pytest.raises(SswpError) as info:
+        params_from_dict(_with(tiny_config, key, value))
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_cli_rejects_bad_params_with_one_line_and_exit_2(tmp_path, tiny_config):
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(_with(tiny_config, "search.layers", 1)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "sswp.cli", "search", "--params", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "sswp search: error: "
+        + f"{bad}: search.layers = 1 is invalid: 1 is less than the minimum of 3"
+    ]
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_snakemake_rejects_the_same_bad_params(tmp_path, tiny_config):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_with(tiny_config, "search.epochs", 0)))
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            str(bad),
+            "--directory",
+            str(REPO),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "epochs" in output and "minimum" in output
