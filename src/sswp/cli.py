@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sswp import __version__
 from sswp.config import load_params
+from sswp.engine.interrupt import StageInterrupted
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
 
@@ -47,12 +48,15 @@ def log_name(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one stage; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run one stage; return the exit status (0 ok, 2 bad input, 128 + signal if stopped)."""
     args = build_parser().parse_args(argv)
     try:
         params = load_params(args.params)
         setup_logging(log_name(args))
         importlib.import_module(f"sswp.stages.{args.stage}").run(params, args)
+    except StageInterrupted as exc:
+        print(f"sswp {args.stage}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except SswpError as exc:
         print(f"sswp {args.stage}: error: {exc}", file=sys.stderr)
         return 2

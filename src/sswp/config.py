@@ -26,6 +26,7 @@ class RuntimeParams:
     device: str
     threads: int
     progress: str
+    keep_checkpoints: bool
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,18 @@ def _describe(error: jsonschema.ValidationError) -> str:
 def validate(raw: Any, source: str = "params") -> None:
     """Raise SswpError naming the first bad key, its value and what is allowed."""
     validator_cls = jsonschema.validators.validator_for(schema())
-    errors = sorted(validator_cls(schema()).iter_errors(raw), key=lambda e: list(e.absolute_path))
+    errors = list(validator_cls(schema()).iter_errors(raw))
     if errors:
-        raise SswpError(f"{source}: {_describe(errors[0])}")
+        # A bad value inside train/finetune also makes every key there "unevaluated";
+        # report the bad value itself, which is what the user has to fix.
+        first = min(
+            errors,
+            key=lambda e: (
+                e.validator == "unevaluatedProperties",
+                [str(p) for p in e.absolute_path],
+            ),
+        )
+        raise SswpError(f"{source}: {_describe(first)}")
     phases = raw["search"]["phases"]
     total = sum(phases.values())
     if total > 1 + 1e-9:

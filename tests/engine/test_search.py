@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from sswp.data.datasets import load_prepared, normalization
+from sswp.engine.checkpoint import Checkpointer
+from sswp.engine.interrupt import StopFlag
 from sswp.engine.runtime import setup
 from sswp.engine.search import SearchLoop
 from sswp.stages import prepare
@@ -29,7 +31,10 @@ def _search(params, prepared):
     data, splits, manifest = prepared
     device = setup(params.runtime, params.seed)
     loop = SearchLoop(params, data, splits, normalization(manifest), device)
-    return loop, loop.run(_NullLogger())
+    checkpointer = Checkpointer("search", {"seed": params.seed})
+    result = loop.run(_NullLogger(), checkpointer, StopFlag())
+    checkpointer.clear()
+    return loop, result
 
 
 def test_same_seed_gives_same_genotype_alphas_and_metrics(tiny_params, prepared):

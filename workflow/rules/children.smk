@@ -10,6 +10,7 @@ rule train:
         file=PARAMS_FILE,
         tracked=stage_params("train"),
     threads: config["runtime"]["threads"]
+    retries: 2
     container:
         SSWP_IMAGE
     log:
@@ -30,6 +31,7 @@ rule finetune:
         file=PARAMS_FILE,
         tracked=stage_params("finetune"),
     threads: config["runtime"]["threads"]
+    retries: 2
     container:
         SSWP_IMAGE
     log:

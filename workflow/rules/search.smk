@@ -25,6 +25,7 @@ rule search:
         file=PARAMS_FILE,
         tracked=stage_params("search"),
     threads: config["runtime"]["threads"]
+    retries: 2
     container:
         SSWP_IMAGE
     log:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,6 +16,8 @@ from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
+from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
+from sswp.engine.interrupt import StageInterrupted, StopFlag
 from sswp.engine.phases import SearchSchedule, build_schedule
 from sswp.engine.runtime import MetricLogger, prepare_model, progress, to_device
 from sswp.nas.genotype import Genotype
@@ -32,6 +35,17 @@ class Snapshot:
     state_dict: dict[str, torch.Tensor]
     metrics: dict[str, float]
 
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "genotype": self.genotype.to_json(),
+            "state_dict": self.state_dict,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Snapshot:
+        return cls(Genotype.from_json(state["genotype"]), state["state_dict"], state["metrics"])
+
 
 @dataclass
 class SearchResult:
@@ -40,9 +54,16 @@ class SearchResult:
     alpha_history: torch.Tensor  # (epochs, cells, edges, ops) softmax at each epoch's end
 
 
-def _cycle(loader: torch.utils.data.DataLoader) -> Iterator[Any]:
+def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
     while True:
         yield from loader
+
+
+def _skip(batches: Iterator[Any], count: int) -> Iterator[Any]:
+    """Drop the batches a resumed epoch already trained on (the RNG is restored after)."""
+    for _ in range(count):
+        next(batches)
+    return batches
 
 
 def _contrastive(net: SuperNet, v1: torch.Tensor, v2: torch.Tensor, temperature: float):
@@ -96,7 +117,7 @@ def arch_step(
 
 
 class SearchLoop:
-    """Owns the supernet, its two optimisers and the sampling generator for one search."""
+    """Owns the supernet, its optimisers, the sampling generator and the selection state."""
 
     def __init__(
         self, params: Params, data: ArrayDataset, splits: Splits, norm, device: torch.device
@@ -117,47 +138,88 @@ class SearchLoop:
         )
         self.paths = torch.Generator().manual_seed(params.seed)
         mean, std = norm
-        common = dict(
-            kind="simclr", batch_size=sp.batch_size, mean=mean, std=std, workers=params.data.workers
-        )
-        self.weight_loader = make_loader(
-            data.train_x,
-            data.train_y,
-            splits.search_weights,
-            shuffle=True,
-            drop_last=True,
-            seed=params.seed,
-            name="search weight split (search.batch_size)",
-            **common,
-        )
-        self.arch_batches = _cycle(
-            make_loader(
-                data.train_x,
-                data.train_y,
-                splits.search_arch,
+
+        def loader(images, labels, indices, seed: int, name: str):
+            return make_loader(
+                images,
+                labels,
+                indices,
+                "simclr",
+                sp.batch_size,
+                mean=mean,
+                std=std,
                 shuffle=True,
                 drop_last=True,
-                seed=params.seed + 1,
-                name="search arch split (search.batch_size)",
-                **common,
+                seed=seed,
+                workers=params.data.workers,
+                name=name,
+                batch_key="search.batch_size",
             )
-        )
-        self.test_loader = make_loader(
-            data.test_x,
-            data.test_y,
-            torch.arange(len(data.test_y)).numpy(),
-            shuffle=False,
-            drop_last=True,
-            seed=params.seed,
-            name="test set (search.batch_size)",
-            **common,
-        )
 
+        self.weight_loader = loader(
+            data.train_x, data.train_y, splits.search_weights, params.seed, "search weight"
+        )
+        self.arch_loader = loader(
+            data.train_x, data.train_y, splits.search_arch, params.seed + 1, "search arch"
+        )
+        self.test_loader = loader(
+            data.test_x, data.test_y, np.arange(len(data.test_y)), params.seed + 2, "test"
+        )
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, Snapshot] = {}
+        self.sums = _fresh_sums()
+        self.alpha_history: list[torch.Tensor] = []
+        self.hours_before = 0.0
+        self.clock = time.perf_counter()
+
+    def hours(self) -> float:
+        """Search time so far, across resumed runs."""
+        return self.hours_before + (time.perf_counter() - self.clock) / 3600
+
+    # ----- checkpoint state -----
+    def state_dict(self, epoch: int, step: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "step": step,
+            "net": self.net.state_dict(),
+            "frozen": [cell.frozen for cell in self.net.cells],
+            "weight_opt": self.weight_opt.state_dict(),
+            "weight_sched": self.weight_sched.state_dict(),
+            "arch_opt": self.arch_opt.state_dict(),
+            "paths": self.paths.get_state(),
+            "rng": rng_state(),
+            "history": self.history,
+            "best": {name: snap.to_state() for name, snap in self.best.items()},
+            "sums": self.sums,
+            "alpha_history": self.alpha_history,
+            "hours": self.hours(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        for cell, frozen in zip(self.net.cells, state["frozen"], strict=True):
+            if frozen:
+                cell.freeze()
+        self.weight_opt.load_state_dict(state["weight_opt"])
+        self.weight_sched.load_state_dict(state["weight_sched"])
+        self.arch_opt.load_state_dict(state["arch_opt"])
+        self.history = list(state["history"])
+        self.best = {name: Snapshot.from_state(snap) for name, snap in state["best"].items()}
+        self.sums = dict(state["sums"])
+        self.alpha_history = list(state["alpha_history"])
+        self.hours_before, self.clock = state["hours"], time.perf_counter()
+
+    def restore_random_state(self, state: dict[str, Any]) -> None:
+        self.paths.set_state(state["paths"])
+        set_rng_state(state["rng"])
+
+    # ----- one epoch -----
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, epoch: int) -> dict[str, float]:
         """Contrastive loss and top-1 on held-out test images along the argmax path."""
         self.net.eval()
         self.net.use_argmax_paths()
+        self.test_loader.set_epoch(epoch)
         total_loss = total_acc = count = 0.0
         for v1, v2, _ in self.test_loader:
             v1, v2 = to_device(v1, self.device), to_device(v2, self.device)
@@ -168,16 +230,40 @@ class SearchLoop:
         self.net.train()
         return {"contrastive_loss": total_loss / count, "contrastive_acc": total_acc / count}
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        for cell in self.schedule.cells_to_freeze(epoch):
-            self.net.cells[cell].freeze()
-            log.info("epoch %d: froze cell %d", epoch, cell)
-        warm = epoch < self.schedule.warmup
-        self.net.train()
-        losses, accs, arch_losses = [], [], []
-        batches = progress(self.weight_loader, self.params.runtime, desc=f"search {epoch}")
+    def train_epoch(
+        self, epoch: int, stop: StopFlag, checkpointer: Checkpointer, resume: dict | None
+    ) -> dict[str, float]:
+        """Weight steps over the weight half, an arch step every `arch_every` after warm-up.
+
+        `resume` (a mid-epoch checkpoint) skips the batches already trained on, then
+        restores the random state, so the epoch continues exactly as it would have.
+        """
         sp = self.sp
-        for step, (v1, v2, _) in enumerate(batches):
+        for cell in self.schedule.cells_to_freeze(epoch):
+            if not self.net.cells[cell].frozen:
+                self.net.cells[cell].freeze()
+                log.info("epoch %d: froze cell %d", epoch, cell)
+        warm = epoch < self.schedule.warmup
+        arch_active = not warm and bool(self.net.live_cells())
+        self.net.train()
+        self.weight_loader.set_epoch(epoch)
+        self.arch_loader.set_epoch(epoch)
+        first = 0
+        weight_batches: Iterator[Any] = iter(self.weight_loader)
+        arch_batches = _cycle(self.arch_loader)
+        if resume is not None:
+            first = resume["step"]
+            _skip(weight_batches, first)
+            _skip(arch_batches, int(self.sums["arch_steps"]))
+            self.restore_random_state(resume)
+        batches = progress(
+            weight_batches,
+            self.params.runtime,
+            desc=f"search {epoch}",
+            total=len(self.weight_loader),
+            initial=first,
+        )
+        for step, (v1, v2, _) in enumerate(batches, start=first):
             loss, acc = weight_step(
                 self.net,
                 self.weight_opt,
@@ -188,30 +274,36 @@ class SearchLoop:
                 drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
                 drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
             )
-            losses.append(loss)
-            accs.append(acc)
-            if not warm and (step + 1) % sp.arch_every == 0 and self.net.live_cells():
-                a1, a2, _ = next(self.arch_batches)
-                arch_losses.append(
-                    arch_step(
-                        self.net,
-                        self.arch_opt,
-                        self.paths,
-                        (to_device(a1, self.device), to_device(a2, self.device)),
-                        sp.temperature,
-                        drop_skip=sp.arch_skip_drop_prob,
-                        drop_pool=sp.arch_pool_drop_prob,
-                    )
+            self.sums["steps"] += 1
+            self.sums["loss"] += loss
+            self.sums["acc"] += acc
+            if arch_active and (step + 1) % sp.arch_every == 0:
+                a1, a2, _ = next(arch_batches)
+                self.sums["arch_loss"] += arch_step(
+                    self.net,
+                    self.arch_opt,
+                    self.paths,
+                    (to_device(a1, self.device), to_device(a2, self.device)),
+                    sp.temperature,
+                    drop_skip=sp.arch_skip_drop_prob,
+                    drop_pool=sp.arch_pool_drop_prob,
+                )
+                self.sums["arch_steps"] += 1
+            if stop.requested:
+                checkpointer.save(self.state_dict(epoch, step + 1))
+                raise StageInterrupted(
+                    stop.signum, f"search epoch {epoch} step {step + 1}", str(checkpointer.dir)
                 )
         self.weight_sched.step()
+        sums, self.sums = self.sums, _fresh_sums()
         metrics = {
-            "train_loss": sum(losses) / len(losses),
-            "train_acc": sum(accs) / len(accs),
+            "train_loss": sums["loss"] / sums["steps"],
+            "train_acc": sums["acc"] / sums["steps"],
             "frozen_cells": float(sum(cell.frozen for cell in self.net.cells)),
             "lr": self.weight_sched.get_last_lr()[0],
         }
-        if arch_losses:
-            metrics["arch_loss"] = sum(arch_losses) / len(arch_losses)
+        if sums["arch_steps"]:
+            metrics["arch_loss"] = sums["arch_loss"] / sums["arch_steps"]
         return metrics
 
     def snapshot(self, metrics: dict[str, float]) -> Snapshot:
@@ -219,14 +311,23 @@ class SearchLoop:
         state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
         return Snapshot(genotype, state, dict(metrics))
 
-    def _keep_best(self, best: dict[str, Snapshot], scores: dict[str, float]) -> None:
+    def _keep_best(self, scores: dict[str, float]) -> None:
         acc, loss = scores["contrastive_acc"], scores["contrastive_loss"]
-        if "highest_acc" not in best or acc > best["highest_acc"].metrics["contrastive_acc"]:
-            best["highest_acc"] = self.snapshot(scores)
-        if "lowest_loss" not in best or loss < best["lowest_loss"].metrics["contrastive_loss"]:
-            best["lowest_loss"] = self.snapshot(scores)
+        if (
+            "highest_acc" not in self.best
+            or acc > self.best["highest_acc"].metrics["contrastive_acc"]
+        ):
+            self.best["highest_acc"] = self.snapshot(scores)
+        if (
+            "lowest_loss" not in self.best
+            or loss < self.best["lowest_loss"].metrics["contrastive_loss"]
+        ):
+            self.best["lowest_loss"] = self.snapshot(scores)
 
-    def run(self, metric_logger: MetricLogger) -> SearchResult:
+    # ----- the whole search -----
+    def run(
+        self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
+    ) -> SearchResult:
         schedule, sp = self.schedule, self.sp
         log.info(
             "search: %d epochs = warm-up %d, search %d, prune %d, stabilise %d",
@@ -236,21 +337,33 @@ class SearchLoop:
             schedule.prune,
             schedule.stabilise,
         )
-        started = time.perf_counter()
-        best: dict[str, Snapshot] = {}
-        alpha_history = []
-        for epoch in range(schedule.epochs):
-            metrics = self.train_epoch(epoch)
-            alpha_history.append(
+        resume = checkpointer.load()
+        start = 0
+        if resume is not None:
+            self.load_state_dict(resume)
+            start = resume["epoch"]
+            for epoch, metrics in enumerate(self.history):
+                metric_logger.log_epoch(epoch, metrics)
+            if resume["step"] == 0:
+                self.restore_random_state(resume)
+                resume = None
+        for epoch in range(start, schedule.epochs):
+            metrics = self.train_epoch(epoch, stop, checkpointer, resume)
+            resume = None
+            self.alpha_history.append(
                 torch.stack([a.detach().softmax(-1).cpu() for a in self.net.alphas()])
             )
             last = epoch == schedule.epochs - 1
             selecting = epoch >= schedule.eval_start
             if last or (selecting and (epoch - schedule.eval_start) % sp.eval_every == 0):
-                scores = self.evaluate()
+                scores = self.evaluate(epoch)
                 metrics.update({f"test_{k}": v for k, v in scores.items()})
                 scores["epoch"] = epoch
-                self._keep_best(best, scores)
+                if selecting or not self.best:
+                    self._keep_best(scores)
+                if last:
+                    self.best["final"] = self.snapshot(scores)
+            self.history.append(metrics)
             metric_logger.log_epoch(epoch, metrics)
             log.info(
                 "epoch %d (%s): %s",
@@ -258,13 +371,20 @@ class SearchLoop:
                 schedule.phase(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
-        best["final"] = self.snapshot(scores)
-        seconds = time.perf_counter() - started
-        result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in best.items()}
+            checkpointer.save(self.state_dict(epoch + 1, 0))
+            if stop.requested:
+                raise StageInterrupted(
+                    stop.signum, f"the end of search epoch {epoch}", str(checkpointer.dir)
+                )
+        result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(
-            search_hours=seconds / 3600,
+            search_hours=self.hours(),
             device=self.device.type,
             supernet_params_m=sum(p.numel() for p in self.net.weight_parameters()) / 1e6,
             labels_used=0,
         )
-        return SearchResult(best, result_metrics, torch.stack(alpha_history))
+        return SearchResult(dict(self.best), result_metrics, torch.stack(self.alpha_history))
+
+
+def _fresh_sums() -> dict[str, float]:
+    return {"steps": 0, "loss": 0.0, "acc": 0.0, "arch_steps": 0, "arch_loss": 0.0}

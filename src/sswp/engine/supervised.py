@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sswp.config import RuntimeParams, SupervisedParams
+from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
+from sswp.engine.interrupt import StageInterrupted, StopFlag
 from sswp.engine.runtime import MetricLogger, progress, to_device
 from sswp.models.child import ChildNetwork
 
@@ -37,58 +42,146 @@ def evaluate(model: nn.Module, loader, device: torch.device) -> dict[str, float]
     return {"loss": loss_sum / count, "acc": correct / count}
 
 
-def train_classifier(
-    model: ChildNetwork,
-    train_loader,
-    test_loader,
-    sp: SupervisedParams,
-    runtime: RuntimeParams,
-    device: torch.device,
-    metric_logger: MetricLogger,
-    name: str,
-) -> dict[str, float]:
+def _fresh_sums() -> dict[str, float]:
+    return {"loss": 0.0, "correct": 0.0, "count": 0.0}
+
+
+class SupervisedLoop:
     """SGD with warm-up + cosine, auxiliary loss, linear drop-path ramp, grad clipping."""
-    opt = torch.optim.SGD(
-        model.parameters(), sp.lr, momentum=sp.momentum, weight_decay=sp.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: warmup_cosine(e, sp.warmup_epochs, sp.epochs)
-    )
-    for epoch in range(sp.epochs):
+
+    def __init__(
+        self,
+        model: ChildNetwork,
+        train_loader,
+        test_loader,
+        sp: SupervisedParams,
+        runtime: RuntimeParams,
+        device: torch.device,
+        name: str,
+    ):
+        self.model, self.sp, self.runtime, self.device, self.name = model, sp, runtime, device, name
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.opt = torch.optim.SGD(
+            model.parameters(), sp.lr, momentum=sp.momentum, weight_decay=sp.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda e: warmup_cosine(e, sp.warmup_epochs, sp.epochs)
+        )
+        self.history: list[dict[str, float]] = []
+        self.sums = _fresh_sums()
+        self.hours_before, self.clock = 0.0, time.perf_counter()
+
+    def hours(self) -> float:
+        return self.hours_before + (time.perf_counter() - self.clock) / 3600
+
+    def state_dict(self, epoch: int, step: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "step": step,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "sums": self.sums,
+            "hours": self.hours(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.history = list(state["history"])
+        self.sums = dict(state["sums"])
+        self.hours_before, self.clock = state["hours"], time.perf_counter()
+
+    def train_epoch(
+        self, epoch: int, stop: StopFlag, checkpointer: Checkpointer, resume: dict | None
+    ) -> dict[str, float]:
+        sp, model = self.sp, self.model
         model.train()
         model.drop_path_prob = sp.drop_path * epoch / sp.epochs
-        loss_sum = correct = count = 0.0
-        for images, labels in progress(train_loader, runtime, desc=f"{name} {epoch}"):
-            images, labels = to_device(images, device), labels.to(device)
+        self.train_loader.set_epoch(epoch)
+        batches: Iterator[Any] = iter(self.train_loader)
+        first = 0
+        if resume is not None:
+            first = resume["step"]
+            for _ in range(first):
+                next(batches)
+            set_rng_state(resume["rng"])
+        lr = self.sched.get_last_lr()[0]
+        shown = progress(
+            batches,
+            self.runtime,
+            desc=f"{self.name} {epoch}",
+            total=len(self.train_loader),
+            initial=first,
+        )
+        for step, (images, labels) in enumerate(shown, start=first):
+            images, labels = to_device(images, self.device), labels.to(self.device)
             logits, aux_logits = model(images)
             loss = F.cross_entropy(logits, labels)
             if aux_logits is not None and sp.auxiliary_weight > 0:
                 loss = loss + sp.auxiliary_weight * F.cross_entropy(aux_logits, labels)
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), sp.grad_clip)
-            opt.step()
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            count += len(labels)
-        lr = sched.get_last_lr()[0]
-        sched.step()
-        test = evaluate(model, test_loader, device)
-        metrics = {
-            "train_loss": loss_sum / count,
-            "train_acc": correct / count,
+            self.opt.step()
+            self.sums["loss"] += loss.item() * len(labels)
+            self.sums["correct"] += (logits.argmax(1) == labels).sum().item()
+            self.sums["count"] += len(labels)
+            if stop.requested:
+                checkpointer.save(self.state_dict(epoch, step + 1))
+                raise StageInterrupted(
+                    stop.signum, f"{self.name} epoch {epoch} step {step + 1}", str(checkpointer.dir)
+                )
+        self.sched.step()
+        sums, self.sums = self.sums, _fresh_sums()
+        self.test_loader.set_epoch(epoch)
+        test = evaluate(model, self.test_loader, self.device)
+        return {
+            "train_loss": sums["loss"] / sums["count"],
+            "train_acc": sums["correct"] / sums["count"],
             "test_loss": test["loss"],
             "test_acc": test["acc"],
             "lr": lr,
         }
-        metric_logger.log_epoch(epoch, metrics)
-        log.info(
-            "%s epoch %d: %s", name, epoch, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        )
-    return {
-        "test_acc": test["acc"],
-        "test_loss": test["loss"],
-        "train_acc": metrics["train_acc"],
-        "params_m": sum(p.numel() for n, p in model.named_parameters() if "auxiliary" not in n)
-        / 1e6,
-    }
+
+    def run(
+        self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
+    ) -> dict[str, float]:
+        resume = checkpointer.load()
+        start = 0
+        if resume is not None:
+            self.load_state_dict(resume)
+            start = resume["epoch"]
+            for epoch, metrics in enumerate(self.history):
+                metric_logger.log_epoch(epoch, metrics)
+            if resume["step"] == 0:
+                set_rng_state(resume["rng"])
+                resume = None
+        for epoch in range(start, self.sp.epochs):
+            metrics = self.train_epoch(epoch, stop, checkpointer, resume)
+            resume = None
+            self.history.append(metrics)
+            metric_logger.log_epoch(epoch, metrics)
+            log.info(
+                "%s epoch %d: %s",
+                self.name,
+                epoch,
+                ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
+            )
+            checkpointer.save(self.state_dict(epoch + 1, 0))
+            if stop.requested:
+                raise StageInterrupted(
+                    stop.signum, f"the end of {self.name} epoch {epoch}", str(checkpointer.dir)
+                )
+        final = self.history[-1]
+        params = sum(p.numel() for n, p in self.model.named_parameters() if "auxiliary" not in n)
+        return {
+            "test_acc": final["test_acc"],
+            "test_loss": final["test_loss"],
+            "train_acc": final["train_acc"],
+            "params_m": params / 1e6,
+            "train_hours": self.hours(),
+        }

@@ -1,8 +1,8 @@
-"""Shared by train and finetune: build the child of a search snapshot and train it."""
+"""Shared by train and finetune: build the child network of a search snapshot and train it."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,29 @@ from sswp import atomic
 from sswp.config import Params, SupervisedParams
 from sswp.data.datasets import ArrayDataset, normalization
 from sswp.data.loaders import make_loader
+from sswp.engine.checkpoint import Checkpointer, file_digest
+from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import MetricLogger, prepare_model
-from sswp.engine.supervised import train_classifier
+from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
 from sswp.models.child import ChildNetwork, inherit_weights
 from sswp.nas.genotype import Genotype
 from sswp.nas.supernet import search_space
 from sswp.paths import GENOTYPE_FILE, MODEL_FILE, SUPERNET_FILE, snapshot_dir
+from sswp.stages.tracked import tracked_params
 
 
-def load_snapshot_genotype(architecture: str) -> Genotype:
-    return Genotype.load(snapshot_dir(architecture) / GENOTYPE_FILE)
+@dataclass(frozen=True)
+class ChildRun:
+    """One supervised run: which stage, which weights, which labels, where results go."""
+
+    stage: str  # "train" or "finetune": the params group and the tracked keys
+    name: str  # run name for logs and live/, e.g. "finetune/preserved-0.1"
+    init: str  # "preserved" or "random"
+    train_indices: np.ndarray
+    out_dir: Path
+    metrics_path: Path
+    extra_metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def load_supernet_state(architecture: str, params: Params) -> dict[str, torch.Tensor]:
@@ -38,8 +50,8 @@ def load_supernet_state(architecture: str, params: Params) -> dict[str, torch.Te
             f"cannot read supernet weights {path} ({type(exc).__name__}); rerun the search stage"
         ) from exc
     expected = search_space(params.search.layers, params.search.channels)
-    if not isinstance(blob, dict) or blob.get("search_space") != expected:
-        found = blob.get("search_space") if isinstance(blob, dict) else None
+    found = blob.get("search_space") if isinstance(blob, dict) else None
+    if found != expected or not isinstance(blob.get("state_dict"), dict):
         raise SswpError(
             f"{path} comes from another search space ({found}); this run expects {expected}: "
             "rerun the search stage with these params"
@@ -48,81 +60,90 @@ def load_supernet_state(architecture: str, params: Params) -> dict[str, torch.Te
 
 
 def build_child(
-    params: Params, data: ArrayDataset, architecture: str, init: str, sp: SupervisedParams
+    params: Params, data: ArrayDataset, sp: SupervisedParams, init: str
 ) -> ChildNetwork:
-    genotype = load_snapshot_genotype(architecture)
+    genotype = Genotype.load(snapshot_dir(sp.architecture) / GENOTYPE_FILE)
     if genotype.layers != params.search.layers:
         raise SswpError(
-            f"genotype of snapshot {architecture!r} has {genotype.layers} cells but "
+            f"genotype of snapshot {sp.architecture!r} has {genotype.layers} cells but "
             f"search.layers = {params.search.layers}; rerun the search stage"
         )
     model = ChildNetwork(
         genotype, params.search.channels, data.num_classes, auxiliary=sp.auxiliary_weight > 0
     )
     if init == "preserved":
-        inherit_weights(model, load_supernet_state(architecture, params))
+        inherit_weights(model, load_supernet_state(sp.architecture, params))
     return model
+
+
+def _checkpointer(params: Params, manifest: dict[str, Any], run: ChildRun, sp) -> Checkpointer:
+    snapshot = snapshot_dir(sp.architecture)
+    return Checkpointer(
+        run.name,
+        {
+            "params": tracked_params(params, run.stage),
+            "init": run.init,
+            "labelled": run.train_indices.tolist(),
+            "data": manifest["sha256"],
+            "genotype": file_digest(snapshot / GENOTYPE_FILE),
+            "supernet": file_digest(snapshot / SUPERNET_FILE),
+        },
+        keep_old=params.runtime.keep_checkpoints,
+    )
 
 
 def fit_and_save(
     params: Params,
     data: ArrayDataset,
     manifest: dict[str, Any],
-    model: ChildNetwork,
-    train_indices: np.ndarray,
-    sp: SupervisedParams,
+    run: ChildRun,
     device: torch.device,
-    run_name: str,
-    out_dir: Path,
-    metrics_path: Path,
-    extra_metrics: dict[str, Any],
 ) -> None:
-    stage = run_name.split("/")[0]
+    sp: SupervisedParams = getattr(params, run.stage)
     mean, std = normalization(manifest)
+    common = dict(
+        batch_size=sp.batch_size,
+        mean=mean,
+        std=std,
+        seed=params.seed,
+        workers=params.data.workers,
+        batch_key=f"{run.stage}.batch_size",
+    )
     train_loader = make_loader(
         data.train_x,
         data.train_y,
-        train_indices,
+        run.train_indices,
         "train",
-        sp.batch_size,
-        mean=mean,
-        std=std,
         cutout=sp.cutout,
         shuffle=True,
         drop_last=True,
-        seed=params.seed,
-        workers=params.data.workers,
-        name=f"{run_name} training",
-        batch_key=f"{stage}.batch_size",
+        name=f"{run.name} training",
+        **common,
     )
     test_loader = make_loader(
         data.test_x,
         data.test_y,
         np.arange(len(data.test_y)),
         "eval",
-        sp.batch_size,
-        mean=mean,
-        std=std,
         shuffle=False,
         drop_last=False,
-        seed=params.seed,
-        workers=params.data.workers,
         name="test",
-        batch_key=f"{stage}.batch_size",
+        **common,
     )
-    model = prepare_model(model, device)
-    metric_logger = MetricLogger(run_name)
-    started = time.perf_counter()
+    model = prepare_model(build_child(params, data, sp, run.init), device)
+    checkpointer = _checkpointer(params, manifest, run, sp)
+    loop = SupervisedLoop(model, train_loader, test_loader, sp, params.runtime, device, run.name)
+    metric_logger = MetricLogger(run.name)
     try:
-        metrics = train_classifier(
-            model, train_loader, test_loader, sp, params.runtime, device, metric_logger, run_name
-        )
+        with stop_on_signals() as stop:
+            metrics = loop.run(metric_logger, checkpointer, stop)
     finally:
         metric_logger.close()
-    metrics.update(extra_metrics, train_hours=(time.perf_counter() - started) / 3600)
-    with atomic.staged_dir(out_dir) as tmp:
+    metrics.update(run.extra_metrics)
+    with atomic.staged_dir(run.out_dir) as tmp:
         torch.save(
             {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
             tmp / MODEL_FILE,
         )
-    atomic.write_json(metrics_path, metrics)
+    atomic.write_json(run.metrics_path, metrics)
+    checkpointer.clear()

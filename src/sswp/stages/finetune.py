@@ -10,7 +10,7 @@ from sswp.data.splits import label_subset
 from sswp.engine.runtime import setup
 from sswp.errors import SswpError
 from sswp.paths import FINETUNE_DIR, METRICS_DIR, finetune_tag
-from sswp.stages.children import build_child, fit_and_save
+from sswp.stages.children import ChildRun, fit_and_save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,25 +23,20 @@ def run(params: Params, args: argparse.Namespace) -> None:
         raise SswpError(f"--ratio {args.ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
     device = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
-    sp = params.finetune
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
-    model = build_child(params, data, sp.architecture, args.init, sp)
     tag = finetune_tag(args.init, args.ratio)
-    fit_and_save(
-        params,
-        data,
-        manifest,
-        model,
-        indices,
-        sp,
-        device,
-        f"finetune/{tag}",
-        FINETUNE_DIR / tag,
-        METRICS_DIR / "finetune" / f"{tag}.json",
-        {
+    child_run = ChildRun(
+        stage="finetune",
+        name=f"finetune/{tag}",
+        init=args.init,
+        train_indices=indices,
+        out_dir=FINETUNE_DIR / tag,
+        metrics_path=METRICS_DIR / "finetune" / f"{tag}.json",
+        extra_metrics={
             "init": args.init,
             "label_ratio": args.ratio,
             "labelled_images": len(indices),
-            "architecture": sp.architecture,
+            "architecture": params.finetune.architecture,
         },
     )
+    fit_and_save(params, data, manifest, child_run, device)

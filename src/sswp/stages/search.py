@@ -9,10 +9,20 @@ import torch
 from sswp import atomic
 from sswp.config import Params
 from sswp.data.datasets import load_prepared, normalization
+from sswp.engine.checkpoint import Checkpointer, file_digest
+from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import MetricLogger, setup
 from sswp.engine.search import SearchLoop
 from sswp.nas.supernet import search_space
-from sswp.paths import GENOTYPE_FILE, METRICS_DIR, SEARCH_DIR, SUPERNET_FILE
+from sswp.paths import (
+    GENOTYPE_FILE,
+    METRICS_DIR,
+    PREPARED_DIR,
+    SEARCH_DIR,
+    SPLITS_FILE,
+    SUPERNET_FILE,
+)
+from sswp.stages.tracked import tracked_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(params: Params, args: argparse.Namespace) -> None:
     device = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
+    checkpointer = Checkpointer(
+        "search",
+        {
+            "params": tracked_params(params, "search"),
+            "data": manifest["sha256"],
+            "splits": file_digest(PREPARED_DIR / SPLITS_FILE),
+        },
+        keep_old=params.runtime.keep_checkpoints,
+    )
     loop = SearchLoop(params, data, splits, normalization(manifest), device)
     metric_logger = MetricLogger("search")
     try:
-        result = loop.run(metric_logger)
+        with stop_on_signals() as stop:
+            result = loop.run(metric_logger, checkpointer, stop)
     finally:
         metric_logger.close()
     with atomic.staged_dir(SEARCH_DIR) as out:
@@ -40,3 +60,4 @@ def run(params: Params, args: argparse.Namespace) -> None:
             )
         torch.save(result.alpha_history, out / "alpha_history.pt")
     atomic.write_json(METRICS_DIR / "search.json", result.metrics)
+    checkpointer.clear()

@@ -10,7 +10,7 @@ from sswp.config import Params
 from sswp.data.datasets import load_prepared
 from sswp.engine.runtime import setup
 from sswp.paths import METRICS_DIR, TRAIN_DIR
-from sswp.stages.children import build_child, fit_and_save
+from sswp.stages.children import ChildRun, fit_and_save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,18 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(params: Params, args: argparse.Namespace) -> None:
     device = setup(params.runtime, params.seed)
     data, _, manifest = load_prepared()
-    sp = params.train
-    model = build_child(params, data, sp.architecture, "random", sp)
-    fit_and_save(
-        params,
-        data,
-        manifest,
-        model,
-        np.arange(len(data.train_y)),
-        sp,
-        device,
-        "train",
-        TRAIN_DIR,
-        METRICS_DIR / "train.json",
-        {"architecture": sp.architecture},
+    child_run = ChildRun(
+        stage="train",
+        name="train",
+        init="random",
+        train_indices=np.arange(len(data.train_y)),
+        out_dir=TRAIN_DIR,
+        metrics_path=METRICS_DIR / "train.json",
+        extra_metrics={"architecture": params.train.architecture},
     )
+    fit_and_save(params, data, manifest, child_run, device)

@@ -1,0 +1,102 @@
+"""Resumable stages: atomic checkpoints keyed by the stage's params and inputs.
+
+A checkpoint lives in .checkpoints/<stage>/<key>/, outside every declared output, because
+DVC and Snakemake delete declared outputs before they rerun a stage. The key is a hash of
+exactly what determines the stage's result, so a rerun with the same params and inputs
+resumes and a changed one starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sswp import atomic
+from sswp.errors import SswpError
+from sswp.paths import CHECKPOINT_DIR
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FILE = "checkpoint.pt"
+KEY_FILE = "key.json"
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Checkpointer:
+    """Load, save (atomically) and clear one stage run's checkpoint."""
+
+    def __init__(self, name: str, key_material: dict[str, Any], keep_old: bool = False):
+        text = json.dumps(key_material, sort_keys=True, default=str)
+        self.key_material = key_material
+        self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.stage_dir = CHECKPOINT_DIR / name
+        self.dir = self.stage_dir / self.key
+        self.path = self.dir / CHECKPOINT_FILE
+        self.keep_old = keep_old
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, or None to start fresh (then stale keys are removed unless kept)."""
+        if not self.path.is_file():
+            if not self.keep_old:
+                self._remove_other_keys()
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign files raise several types
+            raise SswpError(
+                f"checkpoint {self.path} is unreadable ({type(exc).__name__}); "
+                f"delete {self.dir} to start this stage over"
+            ) from exc
+        log.info("resuming from %s (epoch %d, step %d)", self.path, state["epoch"], state["step"])
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write to a temp file and rename: a failed write leaves the previous checkpoint."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic.torch_save(self.path, state)
+        key_file = self.dir / KEY_FILE
+        if not key_file.exists():
+            atomic.write_json(key_file, self.key_material)
+
+    def clear(self) -> None:
+        """Called once the stage's outputs are written; kept if runtime.keep_checkpoints."""
+        if self.keep_old or not self.dir.exists():
+            return
+        shutil.rmtree(self.dir)
+        for parent in self.dir.parents:
+            if parent == CHECKPOINT_DIR.parent or any(parent.iterdir()):
+                break
+            parent.rmdir()
+
+    def _remove_other_keys(self) -> None:
+        if not self.stage_dir.is_dir():
+            return
+        for stale in self.stage_dir.iterdir():
+            if stale.is_dir() and stale.name != self.key:
+                log.info("removing checkpoint %s of other params", stale)
+                shutil.rmtree(stale)
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

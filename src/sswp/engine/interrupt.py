@@ -1,0 +1,51 @@
+"""Stop a long stage cleanly on SIGTERM/SIGINT: finish the step, checkpoint, exit non-zero.
+
+Cluster schedulers send SIGTERM before a wall-time kill or a preemption; the stage saves
+where it is and the rerun (same command, `dvc repro`, or a Snakemake retry) resumes there.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from sswp.errors import SswpError
+
+
+class StageInterrupted(SswpError):
+    """Raised after the checkpoint is saved; the CLI exits with 128 + the signal number."""
+
+    def __init__(self, signum: int, where: str, checkpoint: str):
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} at {where}; checkpoint saved in {checkpoint}. "
+            "Rerun the same command (or `dvc repro` / `snakemake`) to resume"
+        )
+
+
+class StopFlag:
+    """Set by a signal handler; the training loops poll it between steps."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    flag = StopFlag()
+    previous = {sig: signal.signal(sig, flag._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
