@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro snakemake test lint bench clean-checkpoints
+.PHONY: setup repro snakemake test lint bench image sif
 
 setup: $(STAMP)
 
@@ -33,6 +33,13 @@ lint: $(STAMP)
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
 	snakemake --lint
+	hadolint docker/Dockerfile
+
+image:
+	docker build -f docker/Dockerfile -t sswp:0.1.0 .
+
+sif: image
+	apptainer build sswp.sif docker/apptainer.def
 
 bench: $(STAMP)
 	$(PY) benchmarks/search_step.py

@@ -1,6 +1,7 @@
 """Search throughput: images/s for weight steps and arch steps, and peak memory.
 
     python benchmarks/search_step.py --layers 20 --channels 36 --batch 96 --device cuda
+    python benchmarks/search_step.py --device cuda --compare   # fp32 vs AMP + channels_last
 
 Both views count as images (a batch of 96 pairs is 192 images through the supernet).
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from collections.abc import Callable
 
 import torch
 
-from sswp.engine.runtime import prepare_model, to_device
-from sswp.engine.search import arch_step, weight_step
+from sswp.engine.distributed import DistContext
+from sswp.engine.runtime import Hardware
+from sswp.engine.search import SearchStepper
 from sswp.nas.supernet import SuperNet
 
 
@@ -29,6 +32,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), default="off")
+    parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument(
+        "--compare", action="store_true", help="fp32 contiguous against bf16 + channels_last"
+    )
     return parser.parse_args()
 
 
@@ -37,7 +45,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_steps(step, count: int, warmup: int, device: torch.device) -> float:
+def _seconds_per_step(step: Callable[[], object], count: int, warmup: int, device) -> float:
     for _ in range(warmup):
         step()
     _sync(device)
@@ -48,40 +56,63 @@ def _time_steps(step, count: int, warmup: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / count
 
 
+def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
+    """Seconds per weight step and per arch step, and peak memory in MiB."""
+    torch.manual_seed(0)
+    net = hw.model(SuperNet(args.layers, args.channels, args.gate_mode))
+    stepper = SearchStepper(
+        net,
+        torch.optim.SGD(net.weight_parameters(), 0.025, momentum=0.9),
+        torch.optim.Adam(net.alphas(), 1e-3, betas=(0.0, 0.999)),
+        torch.Generator().manual_seed(0),
+        hw,
+        temperature=0.07,
+        grad_clip=5.0,
+    )
+    shape = (args.batch, 3, args.image_size, args.image_size)
+    views = (torch.randn(shape), torch.randn(shape))
+    if hw.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(hw.device)
+    weight_s = _seconds_per_step(
+        lambda: stepper.weight_step(views, drop_skip=0.2), args.steps, args.warmup, hw.device
+    )
+    arch_s = _seconds_per_step(lambda: stepper.arch_step(views), args.steps, args.warmup, hw.device)
+    if hw.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(hw.device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"weight_s": weight_s, "arch_s": arch_s, "peak_mib": peak}
+
+
+def report(label: str, images: int, result: dict[str, float]) -> None:
+    print(
+        f"{label:<28} weight {images / result['weight_s']:9.1f} img/s   "
+        f"arch {images / result['arch_s']:9.1f} img/s   peak {result['peak_mib']:8.0f} MiB"
+    )
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    net = prepare_model(SuperNet(args.layers, args.channels, args.gate_mode), device)
-    weight_opt = torch.optim.SGD(net.weight_parameters(), 0.025, momentum=0.9)
-    arch_opt = torch.optim.Adam(net.alphas(), 1e-3, betas=(0.0, 0.999))
-    generator = torch.Generator().manual_seed(0)
-    shape = (args.batch, 3, args.image_size, args.image_size)
-    v1, v2 = to_device(torch.randn(shape), device), to_device(torch.randn(shape), device)
-
-    def one_weight_step() -> None:
-        weight_step(net, weight_opt, generator, (v1, v2), 0.07, 5.0, drop_skip=0.2)
-
-    def one_arch_step() -> None:
-        arch_step(net, arch_opt, generator, (v1, v2), 0.07)
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    weight_s = _time_steps(one_weight_step, args.steps, args.warmup, device)
-    arch_s = _time_steps(one_arch_step, args.steps, args.warmup, device)
     images = 2 * args.batch
-    if device.type == "cuda":
-        peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA allocated)"
-    else:
-        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process RSS)"
     print(
-        f"search step  layers={args.layers} channels={args.channels} batch={args.batch} pairs "
-        f"gate_mode={args.gate_mode} device={device.type}"
+        f"search step: layers={args.layers} channels={args.channels} batch={args.batch} pairs "
+        f"gate_mode={args.gate_mode} device={device.type} "
+        f"(peak: {'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"
     )
-    print(f"weight step  {images / weight_s:9.1f} images/s  ({weight_s * 1000:.1f} ms/step)")
-    print(f"arch step    {images / arch_s:9.1f} images/s  ({arch_s * 1000:.1f} ms/step)")
-    print(f"arch/weight  {weight_s / arch_s:9.2f}x throughput ratio")
-    print(f"peak memory  {peak}")
+    if args.compare:
+        base = measure(args, Hardware(device, DistContext(), channels_last=False, amp="off"))
+        fast = measure(args, Hardware(device, DistContext(), channels_last=True, amp="bf16"))
+        report("fp32, contiguous", images, base)
+        report("bf16 AMP + channels_last", images, fast)
+        print(
+            f"speed-up: weight {base['weight_s'] / fast['weight_s']:.2f}x, "
+            f"arch {base['arch_s'] / fast['arch_s']:.2f}x"
+        )
+        return
+    hw = Hardware(device, DistContext(), channels_last=not args.no_channels_last, amp=args.amp)
+    report(f"amp={args.amp} channels_last={hw.channels_last}", images, measure(args, hw))
 
 
 if __name__ == "__main__":

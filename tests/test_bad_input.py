@@ -81,6 +81,16 @@ def test_label_ratio_outside_unit_interval(workdir, capsys, ratio):
     _fails_cleanly(capsys, ["finetune", "--init", "random", "--ratio", ratio], "outside (0, 1]")
 
 
+def test_label_ratio_so_small_that_a_class_gets_no_image(workdir, capsys):
+    _fails_cleanly(
+        capsys,
+        ["finetune", "--init", "random", "--ratio", "0.001"],
+        "leaves class",
+        "with no images",
+        "use a ratio of at least",
+    )
+
+
 def test_batch_larger_than_its_split(workdir, capsys):
     _set(workdir, "search.batch_size", 10_000)
     _fails_cleanly(capsys, ["search"], "batch size 10000", "search.batch_size")
@@ -150,3 +160,45 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     state = Checkpointer("search", {"k": 1}).load()
     assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
     assert sorted(p.name for p in checkpointer.dir.iterdir()) == ["checkpoint.pt", "key.json"]
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch, tiny_config):
+    """A run folder with params but no prepared data."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_config))
+    return tmp_path
+
+
+def _prepare_fails(capsys, *expected: str) -> None:
+    _fails_cleanly(capsys, ["prepare"], *expected)
+    assert not Path("data/prepared").exists()
+
+
+def test_missing_data_path(fresh, capsys):
+    _set(fresh, "data.dataset", "cifar10")
+    _set(fresh, "data.path", str(fresh / "nowhere"))
+    _prepare_fails(capsys, "nowhere", "data_batch_1")
+
+
+def test_unknown_dataset_name(fresh, capsys):
+    _set(fresh, "data.dataset", "mnist")
+    _prepare_fails(capsys, "data.dataset = 'mnist' is not allowed", "'cifar10'")
+
+
+def test_corrupted_cifar_pickle(fresh, capsys):
+    folder = fresh / "cifar"
+    folder.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]:
+        (folder / name).write_bytes(b"\x80\x04garbage")
+    _set(fresh, "data.dataset", "cifar10")
+    _set(fresh, "data.path", str(folder))
+    _prepare_fails(capsys, "cifar")
+
+
+def test_image_folder_with_no_classes(fresh, capsys):
+    (fresh / "photos/train").mkdir(parents=True)
+    (fresh / "photos/val").mkdir(parents=True)
+    _set(fresh, "data.dataset", "image_folder")
+    _set(fresh, "data.path", str(fresh / "photos"))
+    _prepare_fails(capsys, "photos", "class")

@@ -98,3 +98,11 @@ def test_snakemake_rejects_the_same_bad_params(tmp_path, tiny_config):
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert "epochs" in output and "minimum" in output
+
+
+def test_dvc_stage_params_are_the_keys_the_stages_track():
+    from sswp.stages.tracked import STAGE_PARAMS
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, keys in STAGE_PARAMS.items():
+        assert tuple(stages[name]["params"]) == keys, name

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from sswp import __version__
 from sswp.config import load_params
+from sswp.engine.distributed import launched_by_torchrun
 from sswp.engine.interrupt import StageInterrupted
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
@@ -47,12 +49,37 @@ def log_name(args: argparse.Namespace) -> str:
     return args.stage
 
 
+DISTRIBUTED_STAGES = ("search", "train", "finetune")
+
+
+def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
+    """Relaunch this very command as `gpus` DDP processes (one per GPU) under torchrun."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={gpus}",
+        "-m",
+        "sswp.cli",
+        *argv,
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status (0 ok, 2 bad input, 128 + signal if stopped)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         params = load_params(args.params)
-        setup_logging(log_name(args))
+        if (
+            args.stage in DISTRIBUTED_STAGES
+            and params.runtime.gpus > 1
+            and not launched_by_torchrun()
+        ):
+            command = torchrun_command(params.runtime.gpus, argv)
+            os.execv(command[0], command)
+        setup_logging(log_name(args), main_process=os.environ.get("RANK", "0") == "0")
         importlib.import_module(f"sswp.stages.{args.stage}").run(params, args)
     except StageInterrupted as exc:
         print(f"sswp {args.stage}: {exc}", file=sys.stderr)

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from sswp.errors import SswpError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_NAME = "params.schema.yaml"
 
@@ -24,7 +26,12 @@ SCHEMA_NAME = "params.schema.yaml"
 @dataclass(frozen=True)
 class RuntimeParams:
     device: str
+    gpus: int
     threads: int
+    amp: str
+    channels_last: bool
+    deterministic: bool
+    sync_bn: bool
     progress: str
     keep_checkpoints: bool
 
@@ -130,6 +137,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def validate(raw: Any, source: str = "params") -> None:
     """Raise SswpError naming the first bad key, its value and what is allowed."""
+    import jsonschema  # imported here: GPU images without it can still run the library
+
     validator_cls = jsonschema.validators.validator_for(schema())
     errors = list(validator_cls(schema()).iter_errors(raw))
     if errors:

@@ -1,9 +1,13 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from sswp.data.loaders import make_loader
-from sswp.data.transforms import Cutout, eval_view, train_view
+from sswp.data.torch_loader import ImageSet, TorchLoader
+from sswp.data.transforms import Cutout, eval_view, simclr_view, train_view
 from sswp.errors import SswpError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -116,3 +120,132 @@ def test_train_view_uses_cutout_only_when_asked():
     assert torch.allclose(
         eval_view((0, 0, 0), (1, 1, 1))(image), torch.full((3, 32, 32), 200 / 255)
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "shuffle", "drop_last", "workers"),
+    [
+        ("simclr", True, True, 0),
+        ("train", True, False, 0),
+        ("eval", False, False, 0),
+        ("train", True, True, 1),
+    ],
+)
+def test_torch_backend_matches_a_seeded_dataloader_bit_for_bit(
+    images, labels, kind, shuffle, drop_last, workers
+):
+    """Earlier results stay reproducible: same order, same augmentations, epoch after epoch."""
+    transform = {
+        "simclr": simclr_view(32, MEAN, STD),
+        "train": train_view(32, MEAN, STD, 8),
+        "eval": eval_view(MEAN, STD),
+    }[kind]
+    indices = np.arange(3, 28)
+    reference = DataLoader(
+        ImageSet(images, labels, indices, transform, two_views=kind == "simclr"),
+        batch_size=8,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(3),
+    )
+    ours = _loader(
+        images,
+        labels,
+        kind,
+        indices=indices,
+        cutout=8,
+        workers=workers,
+        shuffle=shuffle,
+        drop_last=drop_last,
+    )
+    torch.manual_seed(7)
+    expected = [batch for _ in range(3) for batch in reference]
+    torch.manual_seed(7)
+    found = [batch for _ in range(3) for batch in ours]
+    assert len(found) == len(expected) == 3 * len(ours)
+    for a, b in zip(expected, found, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_set_epoch_replays_that_epoch(images, labels, backend):
+    loader = _loader(images, labels, "eval", indices=np.arange(30), loader=backend)
+    epochs = [torch.cat([y for _, y in loader]) for _ in range(3)]
+    assert not torch.equal(epochs[1], epochs[2])
+    fresh = _loader(images, labels, "eval", indices=np.arange(30), loader=backend)
+    fresh.set_epoch(2)
+    assert torch.equal(torch.cat([y for _, y in fresh]), epochs[2])
+    fresh.set_epoch(1)
+    assert torch.equal(torch.cat([y for _, y in fresh]), epochs[1])
+
+
+@pytest.mark.parametrize(("count", "drop_last"), [(30, True), (29, False), (29, True)])
+def test_shards_are_disjoint_equal_and_cover_the_epoch(backend, count, drop_last):
+    images = np.zeros((count, 8, 8, 3), np.uint8)
+    positions = np.arange(count, dtype=np.int64)  # labels name the image each batch holds
+    shards = [
+        make_loader(
+            images,
+            positions,
+            positions,
+            "eval",
+            4,
+            mean=MEAN,
+            std=STD,
+            shuffle=True,
+            drop_last=drop_last,
+            seed=1,
+            name="test",
+            loader=backend,
+            shard_id=shard,
+            num_shards=2,
+        )
+        for shard in range(2)
+    ]
+    for _ in range(2):  # each epoch reshuffles, the same way for both shards
+        seen = [torch.cat([y for _, y in shard]).tolist() for shard in shards]
+        assert len(seen[0]) == len(seen[1]) == len(shards[0]) * 4 - (0 if drop_last else 2)
+        assert not set(seen[0]) & set(seen[1])
+        covered = len(seen[0]) + len(seen[1])
+        assert covered == (count // 2 // 4 * 4 * 2 if drop_last else count // 2 * 2)
+    assert seen[0] != sorted(seen[0])
+
+
+def test_shard_too_large_for_the_batch_is_named(images, labels):
+    with pytest.raises(
+        SswpError,
+        match="larger than the 10 images per shard of the search "
+        "weights split; lower batch_size to at most 10",
+    ):
+        _loader(images, labels, "train", batch_size=16, shard_id=1, num_shards=2)
+    with pytest.raises(ValueError, match="shard_id < num_shards"):
+        _loader(images, labels, "train", shard_id=2, num_shards=2)
+
+
+def test_auto_takes_dali_when_it_imports(images, labels):
+    pytest.importorskip("nvidia.dali", reason="NVIDIA DALI is not installed")
+    from sswp.data.dali_loader import DaliLoader
+
+    loader = _loader(images, labels, "eval", loader="auto", device=torch.device("cpu"))
+    assert isinstance(loader, DaliLoader) and not loader.backend.gpu
+    x, y = next(iter(loader))
+    assert x.device.type == "cpu" and y.dtype == torch.int64
+
+
+def test_without_dali_auto_falls_back_and_dali_says_how_to_install(images, labels, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nvidia.dali", None)  # `import nvidia.dali` now fails
+    loader = _loader(images, labels, "eval", loader="auto")
+    assert isinstance(loader, TorchLoader)
+    assert next(iter(loader))[0].shape == (8, 3, 32, 32)
+    with pytest.raises(SswpError, match=r"pip install nvidia-dali-cuda130.*data.loader: torch"):
+        _loader(images, labels, "eval", loader="dali")
+
+
+def test_unknown_loader_and_image_size_mismatch_rejected(images, labels):
+    with pytest.raises(SswpError, match="data.loader = 'fast' is unknown"):
+        _loader(images, labels, "eval", loader="fast")
+    with pytest.raises(ValueError, match="image_size 24 differs"):
+        _loader(images, labels, "eval", image_size=24)
+    assert len(_loader(images, labels, "eval", image_size=32)) == 2
+    with pytest.raises(ValueError, match="image files need image_size"):
+        _loader(np.array(["a.png"] * 30), labels, "eval")

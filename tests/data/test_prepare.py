@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sswp.config import load_params
-from sswp.data.datasets import NORMALIZATION, load_prepared, normalization
+from sswp.data.datasets import FORMAT_VERSION, NORMALIZATION, load_prepared, normalization
 from sswp.data.splits import label_subset
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
@@ -30,6 +30,7 @@ def test_prepare_then_load(prepared):
     assert ds.name == "digits" and ds.num_classes == 10
     assert ds.train_x.shape == (1437, 32, 32, 3) and ds.test_x.shape == (360, 32, 32, 3)
     assert manifest["image_shape"] == [32, 32, 3]
+    assert manifest["version"] == FORMAT_VERSION and manifest["format"] == "arrays"
     assert sum(manifest["train_counts"].values()) == 1437
     assert manifest["test_counts"]["3"] == int((ds.test_y == 3).sum())
     assert manifest["seed"] == prepared.seed
@@ -116,4 +117,12 @@ def test_bad_splits_detected(prepared):
 def test_bad_manifest_detected(prepared):
     (PREPARED_DIR / MANIFEST_FILE).write_text("[]")
     with pytest.raises(SswpError, match="manifest.json is missing one of the keys"):
+        load_prepared()
+
+
+def test_other_format_version_detected(prepared):
+    path = PREPARED_DIR / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "version": FORMAT_VERSION - 1}))
+    with pytest.raises(SswpError, match=f"manifest.json is of format version {FORMAT_VERSION - 1}"):
         load_prepared()

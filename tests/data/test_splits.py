@@ -9,7 +9,7 @@ from sswp.errors import SswpError
 
 @pytest.fixture
 def labels():
-    counts = [7, 8, 9, 10, 11, 1, 100]
+    counts = [70, 80, 90, 100, 110, 10, 150]
     labels = np.repeat(np.arange(len(counts)), counts)
     return np.random.default_rng(123).permutation(labels).astype(np.int64)
 
@@ -41,7 +41,7 @@ def test_label_order_is_a_seeded_permutation(labels):
     assert not np.array_equal(order, nested_label_order(labels, seed=2))
 
 
-def test_label_subsets_nested_with_ceil_counts(labels):
+def test_label_subsets_nested_with_rounded_counts(labels):
     order = nested_label_order(labels, seed=0)
     ratios = [0.05, 0.07, 0.1, 0.2, 0.5, 1.0]
     subsets = [label_subset(labels, order, r) for r in ratios]
@@ -50,18 +50,18 @@ def test_label_subsets_nested_with_ceil_counts(labels):
     n_c = np.bincount(labels)
     for ratio, subset in zip(ratios, subsets, strict=True):
         assert np.array_equal(subset, np.sort(subset))
-        expected = [math.ceil(round(ratio * n, 9)) for n in n_c]
+        expected = [math.floor(round(ratio * n, 9) + 0.5) for n in n_c]
         assert np.bincount(labels[subset], minlength=len(n_c)).tolist() == expected
     assert np.array_equal(subsets[-1], np.arange(len(labels)))
-    # 0.07 * 100 is 7.000000000000001 in floats: still 7 images, not 8
-    assert (labels[subsets[1]] == 6).sum() == 7
+    # 0.07 * 150 is 10.500000000000002 in floats: rounds half up to 11, as 10.5 does
+    assert (labels[subsets[1]] == 6).sum() == 11
 
 
 def test_label_subset_takes_prefix_of_order(labels):
     order = nested_label_order(labels, seed=0)
     subset = label_subset(labels, order, 0.1)
     class_six = order[labels[order] == 6]
-    assert set(subset[labels[subset] == 6]) == set(class_six[:10])
+    assert set(subset[labels[subset] == 6]) == set(class_six[:15])
 
 
 @pytest.mark.parametrize("ratio", [0.0, -0.1, 1.5, float("nan")])
@@ -71,9 +71,10 @@ def test_label_ratio_outside_range_rejected(labels, ratio):
 
 
 def test_tiny_ratio_that_empties_a_class_rejected(labels):
-    message = r"class 5 with no images \(it has 1\); use a ratio of at least 1$"
+    message = r"class 5 with no images \(it has 10\); use a ratio of at least 0.05$"
     with pytest.raises(SswpError, match=message):
-        label_subset(labels, np.arange(len(labels)), 1e-12)
+        label_subset(labels, np.arange(len(labels)), 0.04)
+    assert (labels[label_subset(labels, np.arange(len(labels)), 0.05)] == 5).sum() == 1
 
 
 def test_splits_round_trip_and_validation(labels):

@@ -29,8 +29,8 @@ def prepared(tmp_path, monkeypatch, tiny_params):
 
 def _search(params, prepared):
     data, splits, manifest = prepared
-    device = setup(params.runtime, params.seed)
-    loop = SearchLoop(params, data, splits, normalization(manifest), device)
+    hw = setup(params.runtime, params.seed)
+    loop = SearchLoop(params, data, splits, normalization(manifest), hw)
     checkpointer = Checkpointer("search", {"seed": params.seed})
     result = loop.run(_NullLogger(), checkpointer, StopFlag())
     checkpointer.clear()

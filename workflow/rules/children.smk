@@ -9,14 +9,18 @@ rule train:
     params:
         file=PARAMS_FILE,
         tracked=stage_params("train"),
-    threads: config["runtime"]["threads"]
-    retries: 2
+    threads: RESOURCES["train"]["cpus_per_task"]
+    resources:
+        **RESOURCES["train"],
+    retries: 2  # each retry resumes from the stage's checkpoint
     container:
         SSWP_IMAGE
     log:
         "logs/snakemake/train.log",
+    benchmark:
+        "logs/benchmarks/train.tsv"
     shell:
-        "sswp train --params {params.file} 2> {log}"
+        f"{SSWP_GPU} train --params {{params.file}} 2> {{log}}"
 
 
 rule finetune:
@@ -30,12 +34,16 @@ rule finetune:
     params:
         file=PARAMS_FILE,
         tracked=stage_params("finetune"),
-    threads: config["runtime"]["threads"]
-    retries: 2
+    threads: RESOURCES["finetune"]["cpus_per_task"]
+    resources:
+        **RESOURCES["finetune"],
+    retries: 2  # each retry resumes from the stage's checkpoint
     container:
         SSWP_IMAGE
     log:
         "logs/snakemake/finetune-{init}-{ratio}.log",
+    benchmark:
+        "logs/benchmarks/finetune-{init}-{ratio}.tsv"
     shell:
-        "sswp finetune --params {params.file} --init {wildcards.init} --ratio {wildcards.ratio}"
-        " 2> {log}"
+        f"{SSWP_GPU} finetune --params {{params.file}}"
+        f" --init {{wildcards.init}} --ratio {{wildcards.ratio}} 2> {{log}}"

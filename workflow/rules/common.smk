@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import yaml
@@ -9,7 +10,28 @@ DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
 RATIOS = [str(float(r)) for r in config["finetune"]["label_ratios"]]
 INITS = list(config["finetune"]["inits"])
 # Built from docker/Dockerfile; used when Snakemake runs with `--sdm apptainer`.
-SSWP_IMAGE = "docker://ghcr.io/sswp-pipeline/sswp:0.1.0"
+# SSWP_IMAGE=/path/to/sswp.sif (built from docker/apptainer.def) runs a local image instead.
+SSWP_IMAGE = os.environ.get("SSWP_IMAGE", "docker://ghcr.io/sswp-pipeline/sswp:0.1.0")
+
+# GPU stages (search, train, finetune) run one process per GPU: with several GPUs torchrun
+# starts them on this node and sswp picks up its rank from LOCAL_RANK/WORLD_SIZE. Their shell
+# commands start with it through an f-string (runtime.gpus is already a tracked param).
+GPUS = config["runtime"]["gpus"]
+SSWP_GPU = f"torchrun --standalone --nproc_per_node={GPUS} -m sswp.cli" if GPUS > 1 else "sswp"
+# Each process uses runtime.threads threads plus data.workers loader processes.
+GPU_STAGE_CPUS = max(GPUS, 1) * (config["runtime"]["threads"] + config["data"]["workers"])
+
+# Per-rule defaults, small enough for the CPU smoke run on a laptop. A profile raises them
+# with `set-resources` (workflow/profiles/slurm/config.yaml). `gpu` (the SLURM plugin's name)
+# comes from runtime.gpus, which the stages read too, so profiles leave it alone.
+# runtime is in minutes.
+RESOURCES = {
+    "prepare": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 30},
+    "search": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
+    "train": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
+    "finetune": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
+    "report": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 15},
+}
 REPORT_OUTPUTS = [
     "results/summary.csv",
     "results/summary.md",

@@ -6,10 +6,15 @@ rule prepare:
     params:
         file=PARAMS_FILE,
         tracked=stage_params("prepare"),
+    threads: RESOURCES["prepare"]["cpus_per_task"]
+    resources:
+        **RESOURCES["prepare"],
     container:
         SSWP_IMAGE
     log:
         "logs/snakemake/prepare.log",
+    benchmark:
+        "logs/benchmarks/prepare.tsv"
     shell:
         "sswp prepare --params {params.file} 2> {log}"
 
@@ -24,11 +29,15 @@ rule search:
     params:
         file=PARAMS_FILE,
         tracked=stage_params("search"),
-    threads: config["runtime"]["threads"]
-    retries: 2
+    threads: RESOURCES["search"]["cpus_per_task"]
+    resources:
+        **RESOURCES["search"],
+    retries: 2  # each retry resumes from the stage's checkpoint
     container:
         SSWP_IMAGE
     log:
         "logs/snakemake/search.log",
+    benchmark:
+        "logs/benchmarks/search.tsv"
     shell:
-        "sswp search --params {params.file} 2> {log}"
+        f"{SSWP_GPU} search --params {{params.file}} 2> {{log}}"

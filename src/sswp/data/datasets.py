@@ -1,8 +1,10 @@
 """In-memory datasets and the prepared artifact (`data/prepared`) that every later stage reads.
 
-`prepare` turns whichever raw dataset params name into one uint8 array file plus a manifest
-(classes, counts, content hash, normalisation) and the seeded splits, so later stages never
-touch the raw data and a changed or damaged artifact is caught before training on it.
+`prepare` turns whichever raw dataset params name into one array file plus a manifest (format
+version, classes, counts, content hash, normalisation) and the seeded splits, so later stages
+never touch the raw data and a changed or damaged artifact is caught before training on it.
+Array datasets (digits, CIFAR) store their uint8 images; image folders store an index of their
+files (see `image_folder`), since copying ImageNet would double it on disk.
 """
 
 from __future__ import annotations
@@ -23,23 +25,35 @@ from sswp.data.splits import Splits, balanced_halves, nested_label_order
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
 
-DATASETS = ("digits", "cifar10", "cifar100")
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "image_folder")
+FOLDER_DATASETS = ("imagenet", "image_folder")
 ARRAY_KEYS = ("train_x", "train_y", "test_x", "test_y")
+FILE_KEYS = (*ARRAY_KEYS, "train_sizes", "test_sizes")
+# Bumped whenever the artifact's layout changes, so a stale one is rebuilt, not misread.
+FORMAT_VERSION = 2
 
 Triple = tuple[float, float, float]
 
-# Per-channel mean/std of each training set on the 0-1 scale. The CIFAR values are the standard
-# constants; the digits values were computed once from `load_digits_dataset()` (a test checks).
+# Per-channel mean/std of each training set on the 0-1 scale. The CIFAR and ImageNet values are
+# the standard constants, which also serve user photos (too many to measure while preparing);
+# the digits values were computed once from `load_digits_dataset()` (a test checks).
+IMAGENET_STATS: tuple[Triple, Triple] = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NORMALIZATION: dict[str, tuple[Triple, Triple]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "digits": ((0.3054, 0.3054, 0.3054), (0.3237, 0.3237, 0.3237)),
+    "imagenet": IMAGENET_STATS,
+    "image_folder": IMAGENET_STATS,
 }
 
 
 @dataclass(frozen=True)
 class ArrayDataset:
-    """Images as (N, H, W, 3) uint8 and labels as (N,) int64, for the train and test sets."""
+    """Labels as (N,) int64 and images, for the train and test sets.
+
+    Images are (N, H, W, 3) uint8 arrays, or for image folders (N,) paths (str) below `root`,
+    which loaders decode and crop to `crop_size`.
+    """
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -47,23 +61,35 @@ class ArrayDataset:
     test_y: np.ndarray
     classes: tuple[str, ...]
     name: str = "custom"
+    root: str = ""
+    crop_size: int = 0
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     @property
+    def is_files(self) -> bool:
+        return self.train_x.dtype.kind == "U"
+
+    @property
     def image_size(self) -> int:
-        return int(self.train_x.shape[1])
+        """The side of the images that loaders produce."""
+        return self.crop_size if self.is_files else int(self.train_x.shape[1])
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {key: getattr(self, key) for key in ARRAY_KEYS}
 
     def problem(self) -> str | None:
         """Why these arrays cannot be used, or None if they can."""
+        if self.is_files and self.crop_size < 1:
+            return f"the crop size of its image files is {self.crop_size}, not a positive number"
         for split in ("train", "test"):
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
-            if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+            if self.is_files:
+                if x.dtype.kind != "U" or x.ndim != 1:
+                    return f"{split} images are {x.dtype} {x.shape}, not (N,) file paths"
+            elif x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
                 return f"{split} images are {x.dtype} {x.shape}, not (N, H, W, 3) uint8"
             if x.shape[1:] != self.train_x.shape[1:]:
                 return (
@@ -86,6 +112,10 @@ def load_raw(data: DataParams) -> ArrayDataset:
         from sswp.data.cifar import load_cifar
 
         return load_cifar(data.dataset, Path(data.path))
+    if data.dataset in FOLDER_DATASETS:
+        from sswp.data.image_folder import load_image_folder
+
+        return load_image_folder(Path(data.path), data.dataset, data.image_size)
     raise SswpError(f"data.dataset = {data.dataset!r} is unknown; use one of {', '.join(DATASETS)}")
 
 
@@ -103,8 +133,13 @@ def normalization(manifest: Mapping[str, Any]) -> tuple[Triple, Triple]:
 
 def content_hash(ds: ArrayDataset) -> str:
     """sha256 over the arrays' names, dtypes, shapes and bytes."""
+    return arrays_hash(ds.arrays())
+
+
+def arrays_hash(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over named arrays (what dataset.npz holds), in the mapping's order."""
     digest = hashlib.sha256()
-    for key, array in ds.arrays().items():
+    for key, array in arrays.items():
         digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
         digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()
@@ -116,7 +151,10 @@ def _counts(labels: np.ndarray, classes: tuple[str, ...]) -> dict[str, int]:
 
 
 def write_prepared(ds: ArrayDataset, out_dir: str | Path, seed: int) -> Splits:
-    """Write dataset.npz, manifest.json and splits.json (seeded splits) into `out_dir`."""
+    """Write dataset.npz, manifest.json and splits.json (seeded splits) into `out_dir`.
+
+    For image folders this reads and checks every image (see `image_folder.index_files`).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     problem = ds.problem()
@@ -125,20 +163,41 @@ def write_prepared(ds: ArrayDataset, out_dir: str | Path, seed: int) -> Splits:
     splits = Splits(
         *balanced_halves(ds.train_y, seed), label_order=nested_label_order(ds.train_y, seed)
     )
-    mean, std = NORMALIZATION.get(ds.name) or channel_stats(ds.train_x)
-    np.savez(out_dir / DATASET_FILE, **ds.arrays())
+    if ds.is_files:
+        from sswp.data.image_folder import index_files
+
+        index = index_files(ds)
+        arrays = {key: index.arrays[key] for key in FILE_KEYS}
+        np.savez_compressed(out_dir / DATASET_FILE, **arrays)
+        mean, std = NORMALIZATION.get(ds.name, IMAGENET_STATS)
+        stored = {
+            "format": "files",
+            "root": ds.root,
+            "image_size": ds.image_size,
+            "image_shape": [ds.image_size, ds.image_size, 3],
+            "sha256": arrays_hash(arrays),
+            "files_sha256": index.files_sha256,
+        }
+    else:
+        np.savez(out_dir / DATASET_FILE, **ds.arrays())
+        mean, std = NORMALIZATION.get(ds.name) or channel_stats(ds.train_x)
+        stored = {
+            "format": "arrays",
+            "image_shape": list(ds.train_x.shape[1:]),
+            "sha256": content_hash(ds),
+        }
     write_json(out_dir / SPLITS_FILE, splits.to_dict())
     write_json(
         out_dir / MANIFEST_FILE,
         {
+            "version": FORMAT_VERSION,
             "dataset": ds.name,
             "classes": list(ds.classes),
-            "image_shape": list(ds.train_x.shape[1:]),
             "num_train": len(ds.train_y),
             "num_test": len(ds.test_y),
             "train_counts": _counts(ds.train_y, ds.classes),
             "test_counts": _counts(ds.test_y, ds.classes),
-            "sha256": content_hash(ds),
+            **stored,
             "mean": list(mean),
             "std": list(std),
             "seed": seed,
@@ -156,7 +215,8 @@ def _broken(path: Path, why: str) -> SswpError:
 def load_prepared(
     dir: str | Path = PREPARED_DIR,
 ) -> tuple[ArrayDataset, Splits, dict[str, Any]]:
-    """Read and verify the prepared artifact: content hash, shapes and split indices."""
+    """Read and verify the prepared artifact: format version, content hash, shapes, split
+    indices and, for image folders, that every indexed file is still there."""
     dir = Path(dir)
     for name in (DATASET_FILE, MANIFEST_FILE, SPLITS_FILE):
         if not (dir / name).is_file():
@@ -164,28 +224,56 @@ def load_prepared(
                 f"prepared data not found: {dir / name} is missing; "
                 "run `sswp prepare` (or `dvc repro prepare`) first"
             )
-    manifest = _read_json(dir / MANIFEST_FILE)
-    required = ("dataset", "classes", "sha256", "mean", "std")
-    if not isinstance(manifest, dict) or any(key not in manifest for key in required):
-        raise _broken(dir / MANIFEST_FILE, f"missing one of the keys {', '.join(required)}")
+    manifest = _read_manifest(dir / MANIFEST_FILE)
+    files = manifest["format"] == "files"
     try:
         with np.load(dir / DATASET_FILE, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ARRAY_KEYS}
+            arrays = {key: npz[key] for key in (FILE_KEYS if files else ARRAY_KEYS)}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise _broken(dir / DATASET_FILE, f"unreadable ({type(exc).__name__})") from exc
-    ds = ArrayDataset(
-        **arrays, classes=tuple(str(c) for c in manifest["classes"]), name=manifest["dataset"]
-    )
+    if arrays_hash(arrays) != manifest["sha256"]:
+        raise _broken(dir / DATASET_FILE, "changed since it was written (sha256 differs)")
+    classes = tuple(str(c) for c in manifest["classes"])
+    if files:
+        from sswp.data.image_folder import resolve_files
+
+        root = manifest["root"]
+        ds = ArrayDataset(
+            train_x=resolve_files(root, arrays["train_x"], arrays["train_sizes"], dir),
+            train_y=arrays["train_y"],
+            test_x=resolve_files(root, arrays["test_x"], arrays["test_sizes"], dir),
+            test_y=arrays["test_y"],
+            classes=classes,
+            name=manifest["dataset"],
+            root=root,
+            crop_size=manifest["image_size"],
+        )
+    else:
+        ds = ArrayDataset(**arrays, classes=classes, name=manifest["dataset"])
     problem = ds.problem()
     if problem:
         raise _broken(dir / DATASET_FILE, f"invalid ({problem})")
-    if content_hash(ds) != manifest["sha256"]:
-        raise _broken(dir / DATASET_FILE, "changed since it was written (sha256 differs)")
     try:
         splits = Splits.from_dict(_read_json(dir / SPLITS_FILE), len(ds.train_y))
     except (TypeError, ValueError, KeyError) as exc:
         raise _broken(dir / SPLITS_FILE, f"invalid ({exc})") from exc
     return ds, splits, manifest
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, checked for the keys its format needs and for this format version."""
+    manifest = _read_json(path)
+    required = ["version", "format", "dataset", "classes", "sha256", "mean", "std"]
+    if isinstance(manifest, dict) and manifest.get("format") == "files":
+        required += ["root", "image_size"]
+    if not isinstance(manifest, dict) or any(key not in manifest for key in required):
+        raise _broken(path, f"missing one of the keys {', '.join(required)}")
+    if manifest["version"] != FORMAT_VERSION:
+        raise _broken(
+            path,
+            f"of format version {manifest['version']}, but this sswp reads {FORMAT_VERSION}",
+        )
+    return manifest
 
 
 def _read_json(path: Path) -> Any:

@@ -1,49 +1,36 @@
-"""torch DataLoaders over the prepared uint8 arrays, for the three kinds of batches.
+"""The one entry point for batches: `make_loader`, over DALI or torchvision.
 
-Batch contract: "simclr" yields (view1, view2, labels); "train" and "eval" yield
-(images, labels); images are float32 NCHW normalised, labels int64.
+Batch contract, whichever backend: "simclr" yields (view1, view2, labels); "train" and "eval"
+yield (images, labels); images are float32 NCHW normalised, labels int64, both on the CUDA
+device when a DALI GPU pipeline made them and on the CPU otherwise. Every `iter()` is one epoch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from sswp.data.transforms import eval_view, simclr_view, train_view
+from sswp.data.backend import choose_backend
+from sswp.data.sampling import EpochPlan
+from sswp.data.torch_loader import ImageSet, TorchLoader
+from sswp.data.transforms import view_for
 from sswp.errors import SswpError
 
 Kind = Literal["simclr", "train", "eval"]
 KINDS: tuple[str, ...] = ("simclr", "train", "eval")
 
 
-class _ImageSet(Dataset):
-    """The selected images as one uint8 NCHW tensor, transformed per item."""
+class Loader(Protocol):
+    """What `make_loader` returns: an epoch per `iter()`, `len()` batches per epoch."""
 
-    def __init__(
-        self,
-        images: np.ndarray,
-        labels: np.ndarray,
-        indices: np.ndarray,
-        transform: Callable[[torch.Tensor], torch.Tensor],
-        two_views: bool,
-    ) -> None:
-        self.images = torch.from_numpy(images[indices]).permute(0, 3, 1, 2).contiguous()
-        self.labels = torch.from_numpy(labels[indices].astype(np.int64))
-        self.transform = transform
-        self.two_views = two_views
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]: ...
 
-    def __len__(self) -> int:
-        return len(self.labels)
+    def __len__(self) -> int: ...
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        image = self.images[i]
-        if self.two_views:
-            return self.transform(image), self.transform(image), self.labels[i]
-        return self.transform(image), self.labels[i]
+    def set_epoch(self, epoch: int) -> None: ...
 
 
 def make_loader(
@@ -62,36 +49,74 @@ def make_loader(
     workers: int = 0,
     name: str,
     batch_key: str = "batch_size",
-) -> DataLoader:
+    image_size: int | None = None,
+    loader: str = "torch",
+    device: torch.device | None = None,
+    shard_id: int = 0,
+    num_shards: int = 1,
+) -> Loader:
     """A loader over `images[indices]`, reproducible for a given seed.
 
-    The sampler shuffles with its own generator seeded by `seed`. Augmentations draw from
-    torch's global RNG: in the main process (workers=0) the caller seeds it; worker processes
-    are seeded by torch from the loader's generator, so they are reproducible too.
+    `images` is (N, H, W, 3) uint8, or for image folders (N,) file paths, whose crops are
+    `image_size` pixels (required for files; for arrays it must match them if given).
+    Epoch e's order and augmentation seed depend only on `seed` and e, and each of `num_shards`
+    shards reads its own equal, disjoint part of it (`shard_id`). `loader` picks the backend
+    (`data.loader`: auto, dali or torch); DALI runs on the GPU when `device` is CUDA.
+    torchvision augmentations draw from torch's global RNG in the main process (workers=0; the
+    caller seeds it) and from seeds torch derives from the loader's generator in workers.
+    `workers` is the number of worker processes for torchvision, of threads for DALI.
     `name` (the split) and `batch_key` (the params key) make the batch-size error actionable.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    count = len(indices)
-    if count == 0:
-        raise SswpError(f"the {name} split has no images; use more data or a larger label ratio")
-    if drop_last and batch_size > count:
-        raise SswpError(
-            f"batch size {batch_size} is larger than the {count} images of the {name} split; "
-            f"lower {batch_key} to at most {count}"
-        )
-    image_size = images.shape[1]
-    if kind == "simclr":
-        transform = simclr_view(image_size, mean, std)
-    elif kind == "train":
-        transform = train_view(image_size, mean, std, cutout)
-    else:
-        transform = eval_view(mean, std)
-    return DataLoader(
-        _ImageSet(images, labels, np.asarray(indices), transform, two_views=kind == "simclr"),
-        batch_size=batch_size,
+    files = images.ndim == 1
+    size = _image_size(images, image_size, files)
+    plan = EpochPlan(
+        len(indices),
+        batch_size,
         shuffle=shuffle,
         drop_last=drop_last,
-        num_workers=workers,
-        generator=torch.Generator().manual_seed(seed),
+        seed=seed,
+        shard_id=shard_id,
+        num_shards=num_shards,
     )
+    _check_size(plan, name, batch_key)
+    indices = np.asarray(indices)
+    backend = choose_backend(loader, device)
+    if backend.dali:
+        from sswp.data.dali_loader import DaliLoader, default_threads
+        from sswp.data.dali_pipelines import ViewSpec
+
+        spec = ViewSpec.of(kind, size, mean, std, cutout, files)
+        return DaliLoader(images, labels, indices, spec, plan, backend, default_threads(workers))
+    transform = view_for(kind, files, size, mean, std, cutout)
+    dataset = ImageSet(images, labels, indices, transform, two_views=kind == "simclr")
+    return TorchLoader(dataset, plan, workers)
+
+
+def _image_size(images: np.ndarray, image_size: int | None, files: bool) -> int:
+    if files:
+        if image_size is None:
+            raise ValueError("image files need image_size (the crop size) to be given")
+        return image_size
+    if image_size is not None and image_size != images.shape[1]:
+        raise ValueError(f"image_size {image_size} differs from the arrays' {images.shape[1]}")
+    return int(images.shape[1])
+
+
+def _check_size(plan: EpochPlan, name: str, batch_key: str) -> None:
+    if plan.count == 0:
+        raise SswpError(f"the {name} split has no images; use more data or a larger label ratio")
+    if plan.shard_size == 0:
+        raise SswpError(
+            f"the {plan.count} images of the {name} split cannot feed {plan.num_shards} shards; "
+            "use more data or fewer processes"
+        )
+    if plan.drop_last and plan.batch_size > plan.shard_size:
+        where = f"the {plan.count} images of the {name} split"
+        if plan.num_shards > 1:
+            where = f"the {plan.shard_size} images per shard of the {name} split"
+        raise SswpError(
+            f"batch size {plan.batch_size} is larger than {where}; "
+            f"lower {batch_key} to at most {plan.shard_size}"
+        )

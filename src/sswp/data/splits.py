@@ -15,7 +15,7 @@ import numpy as np
 
 from sswp.errors import SswpError
 
-# Guards ceil() against float noise such as 0.07 * 100 = 7.000000000000001.
+# Guards the rounding against float noise such as 0.07 * 150 = 10.500000000000002.
 _EPS = 1e-9
 
 
@@ -81,7 +81,11 @@ def nested_label_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def label_subset(labels: np.ndarray, order: np.ndarray, ratio: float) -> np.ndarray:
-    """Sorted indices: for each class c, the first ceil(ratio * n_c) of its indices in `order`."""
+    """Sorted indices: for each class c, the first round(ratio * n_c) of its indices in `order`.
+
+    Rounding (half up) keeps the labelled fraction what was asked for; a ratio so small
+    that a class would get no image is an error rather than a silent upgrade to one.
+    """
     if not 0 < ratio <= 1:
         raise SswpError(f"label ratio {ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
     classes, counts = np.unique(labels, return_counts=True)
@@ -89,7 +93,7 @@ def label_subset(labels: np.ndarray, order: np.ndarray, ratio: float) -> np.ndar
     if _take(ratio, counts[rarest]) == 0:
         raise SswpError(
             f"label ratio {ratio} leaves class {classes[rarest]} with no images (it has "
-            f"{counts[rarest]}); use a ratio of at least {1 / counts[rarest]:.6g}"
+            f"{counts[rarest]}); use a ratio of at least {0.5 / counts[rarest]:.6g}"
         )
     ordered_labels = labels[order]
     chosen = [
@@ -99,4 +103,4 @@ def label_subset(labels: np.ndarray, order: np.ndarray, ratio: float) -> np.ndar
 
 
 def _take(ratio: float, count: int) -> int:
-    return math.ceil(ratio * count - _EPS)
+    return math.floor(ratio * count + 0.5 + _EPS)

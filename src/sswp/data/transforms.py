@@ -1,15 +1,35 @@
-"""Augmentations on uint8 CHW tensors (torchvision.transforms.v2).
+"""Augmentations on uint8 CHW tensors (torchvision.transforms.v2), for the torch backend.
 
 All randomness comes from torch's global RNG: seeding torch in the main process (the engine does)
 or the loader's generator (for worker processes) makes every augmented batch reproducible.
+Image folders hold photos of any size, so their supervised views crop to `image_size` the
+ImageNet way (random resized crop for training, resize and centre crop for evaluation); the
+DALI pipelines in `dali_pipelines` mirror every view defined here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
+
+# The SimCLR view of DESIGN section 3 (torchvision's names), shared with the DALI pipelines.
+CROP_SCALE = (0.08, 1.0)
+CROP_RATIO = (3 / 4, 4 / 3)
+FLIP_P = 0.5
+JITTER = (0.8, 0.8, 0.8, 0.2)  # brightness, contrast, saturation, hue
+JITTER_P = 0.3
+GRAY_P = 0.2
+BLUR_KERNEL = 3
+BLUR_SIGMA = (1.0, 2.0)
+BLUR_P = 0.2
+# The supervised view of arrays pads this many zero pixels on each side, then crops back.
+PAD = 4
+
+# Evaluation resizes the shorter side to image_size / EVAL_CROP_FRACTION, then centre-crops
+# image_size (ImageNet's customary 224 of 256).
+EVAL_CROP_FRACTION = 0.875
 
 
 class Cutout:
@@ -39,11 +59,11 @@ def simclr_view(image_size: int, mean: Sequence[float], std: Sequence[float]) ->
     """One random view for contrastive learning, with the original's SimCLR parameters."""
     return v2.Compose(
         [
-            v2.RandomResizedCrop(image_size, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.3),
-            v2.RandomGrayscale(p=0.2),
-            v2.RandomApply([v2.GaussianBlur(kernel_size=3, sigma=(1.0, 2.0))], p=0.2),
+            v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
+            v2.RandomHorizontalFlip(FLIP_P),
+            v2.RandomApply([v2.ColorJitter(*JITTER)], p=JITTER_P),
+            v2.RandomGrayscale(p=GRAY_P),
+            v2.RandomApply([v2.GaussianBlur(kernel_size=BLUR_KERNEL, sigma=BLUR_SIGMA)], p=BLUR_P),
             *_to_normalised_float(mean, std),
         ]
     )
@@ -54,8 +74,8 @@ def train_view(
 ) -> v2.Compose:
     """Supervised augmentation: pad-4 random crop, flip, normalise, then cutout if > 0."""
     steps: list = [
-        v2.RandomCrop(image_size, padding=4),
-        v2.RandomHorizontalFlip(),
+        v2.RandomCrop(image_size, padding=PAD),
+        v2.RandomHorizontalFlip(FLIP_P),
         *_to_normalised_float(mean, std),
     ]
     if cutout > 0:
@@ -66,3 +86,50 @@ def train_view(
 def eval_view(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
     """No augmentation: only scale to 0-1 and normalise."""
     return v2.Compose(_to_normalised_float(mean, std))
+
+
+def folder_train_view(
+    image_size: int, mean: Sequence[float], std: Sequence[float], cutout: int
+) -> v2.Compose:
+    """Supervised augmentation for photos: random resized crop, flip, normalise, cutout if > 0."""
+    steps: list = [
+        v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
+        v2.RandomHorizontalFlip(FLIP_P),
+        *_to_normalised_float(mean, std),
+    ]
+    if cutout > 0:
+        steps.append(Cutout(cutout))
+    return v2.Compose(steps)
+
+
+def folder_eval_view(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """Resize the shorter side, centre-crop `image_size` and normalise."""
+    return v2.Compose(
+        [
+            v2.Resize(eval_resize(image_size), antialias=True),
+            v2.CenterCrop(image_size),
+            *_to_normalised_float(mean, std),
+        ]
+    )
+
+
+def eval_resize(image_size: int) -> int:
+    """The shorter side that evaluation resizes photos to before the centre crop."""
+    return round(image_size / EVAL_CROP_FRACTION)
+
+
+def view_for(
+    kind: str,
+    files: bool,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    cutout: int,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The transform of one image for a loader `kind` over arrays or (`files`) photos."""
+    if kind == "simclr":
+        return simclr_view(image_size, mean, std)
+    if kind == "train":
+        build = folder_train_view if files else train_view
+        return build(image_size, mean, std, cutout)
+    return folder_eval_view(image_size, mean, std) if files else eval_view(mean, std)

@@ -37,7 +37,13 @@ def file_digest(path: str | Path) -> str:
 class Checkpointer:
     """Load, save (atomically) and clear one stage run's checkpoint."""
 
-    def __init__(self, name: str, key_material: dict[str, Any], keep_old: bool = False):
+    def __init__(
+        self,
+        name: str,
+        key_material: dict[str, Any],
+        keep_old: bool = False,
+        writer: bool = True,
+    ):
         text = json.dumps(key_material, sort_keys=True, default=str)
         self.key_material = key_material
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -45,11 +51,12 @@ class Checkpointer:
         self.dir = self.stage_dir / self.key
         self.path = self.dir / CHECKPOINT_FILE
         self.keep_old = keep_old
+        self.writer = writer  # only DDP rank 0 writes; every rank reads
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None to start fresh (then stale keys are removed unless kept)."""
         if not self.path.is_file():
-            if not self.keep_old:
+            if self.writer and not self.keep_old:
                 self._remove_other_keys()
             return None
         try:
@@ -64,6 +71,8 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> None:
         """Write to a temp file and rename: a failed write leaves the previous checkpoint."""
+        if not self.writer:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic.torch_save(self.path, state)
         key_file = self.dir / KEY_FILE
@@ -72,7 +81,7 @@ class Checkpointer:
 
     def clear(self) -> None:
         """Called once the stage's outputs are written; kept if runtime.keep_checkpoints."""
-        if self.keep_old or not self.dir.exists():
+        if not self.writer or self.keep_old or not self.dir.exists():
             return
         shutil.rmtree(self.dir)
         for parent in self.dir.parents:

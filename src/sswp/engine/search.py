@@ -11,15 +11,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
+from sswp.engine.distributed import all_gather_with_grad, any_rank, average_
 from sswp.engine.interrupt import StageInterrupted, StopFlag
 from sswp.engine.phases import SearchSchedule, build_schedule
-from sswp.engine.runtime import MetricLogger, prepare_model, progress, to_device
+from sswp.engine.runtime import Hardware, MetricLogger, progress
+from sswp.errors import SswpError
 from sswp.nas.genotype import Genotype
 from sswp.nas.supernet import SuperNet
 from sswp.ssl.simclr import nt_xent
@@ -66,66 +69,104 @@ def _skip(batches: Iterator[Any], count: int) -> Iterator[Any]:
     return batches
 
 
-def _contrastive(net: SuperNet, v1: torch.Tensor, v2: torch.Tensor, temperature: float):
-    z = net(torch.cat([v1, v2]))
-    return nt_xent(z[: len(v1)], z[len(v1) :], temperature)
+class SearchStepper:
+    """Weight and arch steps of the supernet, the same on 1 process or under DDP.
 
+    Under DDP every rank samples the same paths (identically seeded generator, identical
+    alphas), the NT-Xent loss sees the views of all ranks (gathered with gradients, as
+    SimCLR does on several GPUs), weight gradients are averaged by DDP and gate gradients
+    by one all-reduce, so the alphas stay identical on every rank.
+    """
 
-def weight_step(
-    net: SuperNet,
-    opt: torch.optim.Optimizer,
-    paths: torch.Generator,
-    views: tuple[torch.Tensor, torch.Tensor],
-    temperature: float,
-    grad_clip: float,
-    drop_skip: float = 0.0,
-    drop_pool: float = 0.0,
-) -> tuple[float, float]:
-    """SGD on the weights of one sampled path; unsampled ops get no gradient at all."""
-    net.sample_paths(paths, drop_skip=drop_skip, drop_pool=drop_pool)
-    loss, acc = _contrastive(net, *views, temperature)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(net.weight_parameters(), grad_clip)
-    opt.step()
-    return loss.item(), acc.item()
+    def __init__(
+        self,
+        net: SuperNet,
+        weight_opt: torch.optim.Optimizer,
+        arch_opt: torch.optim.Optimizer,
+        paths: torch.Generator,
+        hw: Hardware,
+        temperature: float,
+        grad_clip: float,
+    ):
+        self.net, self.weight_opt, self.arch_opt, self.paths, self.hw = (
+            net,
+            weight_opt,
+            arch_opt,
+            paths,
+            hw,
+        )
+        self.temperature, self.grad_clip = temperature, grad_clip
+        self.scaler = hw.grad_scaler()
+        self.forward_module: nn.Module = net
+        if hw.dist.enabled:
+            device_ids = [hw.device.index] if hw.device.type == "cuda" else None
+            # Each step trains one sampled path: the other ops are unused, on every rank alike.
+            self.forward_module = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=True
+            )
 
+    def contrastive(self, module: nn.Module, views: tuple[torch.Tensor, torch.Tensor]):
+        v1, v2 = (self.hw.images(v) for v in views)
+        with self.hw.autocast():
+            z = module(torch.cat([v1, v2])).float()
+        z1 = all_gather_with_grad(z[: len(v1)], self.hw.dist)
+        z2 = all_gather_with_grad(z[len(v1) :], self.hw.dist)
+        return nt_xent(z1, z2, self.temperature)
 
-def arch_step(
-    net: SuperNet,
-    opt: torch.optim.Optimizer,
-    paths: torch.Generator,
-    views: tuple[torch.Tensor, torch.Tensor],
-    temperature: float,
-    drop_skip: float = 0.0,
-    drop_pool: float = 0.0,
-) -> float:
-    """One Adam step on the alphas of unfrozen cells, from binary-gate gradients."""
-    net.sample_paths(paths, drop_skip=drop_skip, drop_pool=drop_pool)
-    net.open_gates()
-    gates = [edge.gates for cell in net.live_cells() for edge in cell.edges]
-    loss, _ = _contrastive(net, *views, temperature)
-    for gate, grad in zip(gates, torch.autograd.grad(loss, gates), strict=True):
-        gate.grad = grad
-    net.set_alpha_gradients()
-    before = [a.detach().clone() for a in net.alphas()]
-    opt.step()
-    net.rescale_alphas(before)
-    opt.zero_grad(set_to_none=True)
-    net.close_gates()
-    return loss.item()
+    def weight_step(
+        self,
+        views: tuple[torch.Tensor, torch.Tensor],
+        drop_skip: float = 0.0,
+        drop_pool: float = 0.0,
+    ) -> tuple[float, float]:
+        """SGD on the weights of one sampled path; unsampled ops get no gradient at all."""
+        self.net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
+        loss, acc = self.contrastive(self.forward_module, views)
+        self.weight_opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.weight_opt)
+        nn.utils.clip_grad_norm_(self.net.weight_parameters(), self.grad_clip)
+        self.scaler.step(self.weight_opt)
+        self.scaler.update()
+        return loss.item(), acc.item()
+
+    def arch_step(
+        self,
+        views: tuple[torch.Tensor, torch.Tensor],
+        drop_skip: float = 0.0,
+        drop_pool: float = 0.0,
+    ) -> float:
+        """One Adam step on the alphas of unfrozen cells, from binary-gate gradients."""
+        net = self.net
+        net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
+        net.open_gates()
+        gates = [edge.gates for cell in net.live_cells() for edge in cell.edges]
+        loss, _ = self.contrastive(net, views)  # no DDP: only gate gradients are needed
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+        grads = list(torch.autograd.grad(self.scaler.scale(loss), gates))
+        average_(grads, self.hw.dist)
+        if all(torch.isfinite(g).all() for g in grads):
+            for gate, grad in zip(gates, grads, strict=True):
+                gate.grad = grad / scale
+            net.set_alpha_gradients()
+            before = [a.detach().clone() for a in net.alphas()]
+            self.arch_opt.step()
+            net.rescale_alphas(before)
+        self.arch_opt.zero_grad(set_to_none=True)
+        net.close_gates()
+        return loss.item()
 
 
 class SearchLoop:
     """Owns the supernet, its optimisers, the sampling generator and the selection state."""
 
-    def __init__(
-        self, params: Params, data: ArrayDataset, splits: Splits, norm, device: torch.device
-    ):
+    def __init__(self, params: Params, data: ArrayDataset, splits: Splits, norm, hw: Hardware):
         sp = params.search
-        self.params, self.sp, self.device = params, sp, device
+        self.params, self.sp, self.hw = params, sp, hw
         self.schedule: SearchSchedule = build_schedule(sp)
-        self.net = prepare_model(SuperNet(sp.layers, sp.channels, sp.gate_mode), device)
+        self.net = hw.model(SuperNet(sp.layers, sp.channels, sp.gate_mode))
+        if hw.dist.enabled and params.runtime.sync_bn and hw.device.type == "cuda":
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
         self.weight_opt = torch.optim.SGD(
             self.net.weight_parameters(),
             sp.weight_lr,
@@ -137,7 +178,15 @@ class SearchLoop:
             self.net.alphas(), sp.arch_lr, betas=sp.arch_betas, weight_decay=sp.arch_weight_decay
         )
         self.paths = torch.Generator().manual_seed(params.seed)
+        self.stepper = SearchStepper(
+            self.net, self.weight_opt, self.arch_opt, self.paths, hw, sp.temperature, sp.grad_clip
+        )
         mean, std = norm
+        if sp.batch_size % hw.dist.world_size:
+            raise SswpError(
+                f"search.batch_size = {sp.batch_size} does not split over "
+                f"{hw.dist.world_size} processes; use a multiple of runtime.gpus"
+            )
 
         def loader(images, labels, indices, seed: int, name: str):
             return make_loader(
@@ -145,7 +194,7 @@ class SearchLoop:
                 labels,
                 indices,
                 "simclr",
-                sp.batch_size,
+                sp.batch_size // hw.dist.world_size,
                 mean=mean,
                 std=std,
                 shuffle=True,
@@ -154,6 +203,11 @@ class SearchLoop:
                 workers=params.data.workers,
                 name=name,
                 batch_key="search.batch_size",
+                image_size=data.image_size,
+                loader=params.data.loader,
+                device=hw.device,
+                shard_id=hw.dist.rank,
+                num_shards=hw.dist.world_size,
             )
 
         self.weight_loader = loader(
@@ -222,8 +276,7 @@ class SearchLoop:
         self.test_loader.set_epoch(epoch)
         total_loss = total_acc = count = 0.0
         for v1, v2, _ in self.test_loader:
-            v1, v2 = to_device(v1, self.device), to_device(v2, self.device)
-            loss, acc = _contrastive(self.net, v1, v2, self.sp.temperature)
+            loss, acc = self.stepper.contrastive(self.net, (v1, v2))
             total_loss += loss.item() * len(v1)
             total_acc += acc.item() * len(v1)
             count += len(v1)
@@ -264,13 +317,8 @@ class SearchLoop:
             initial=first,
         )
         for step, (v1, v2, _) in enumerate(batches, start=first):
-            loss, acc = weight_step(
-                self.net,
-                self.weight_opt,
-                self.paths,
-                (to_device(v1, self.device), to_device(v2, self.device)),
-                sp.temperature,
-                sp.grad_clip,
+            loss, acc = self.stepper.weight_step(
+                (v1, v2),
                 drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
                 drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
             )
@@ -279,17 +327,11 @@ class SearchLoop:
             self.sums["acc"] += acc
             if arch_active and (step + 1) % sp.arch_every == 0:
                 a1, a2, _ = next(arch_batches)
-                self.sums["arch_loss"] += arch_step(
-                    self.net,
-                    self.arch_opt,
-                    self.paths,
-                    (to_device(a1, self.device), to_device(a2, self.device)),
-                    sp.temperature,
-                    drop_skip=sp.arch_skip_drop_prob,
-                    drop_pool=sp.arch_pool_drop_prob,
+                self.sums["arch_loss"] += self.stepper.arch_step(
+                    (a1, a2), drop_skip=sp.arch_skip_drop_prob, drop_pool=sp.arch_pool_drop_prob
                 )
                 self.sums["arch_steps"] += 1
-            if stop.requested:
+            if any_rank(stop.requested, self.hw.dist, self.hw.device):
                 checkpointer.save(self.state_dict(epoch, step + 1))
                 raise StageInterrupted(
                     stop.signum, f"search epoch {epoch} step {step + 1}", str(checkpointer.dir)
@@ -372,14 +414,15 @@ class SearchLoop:
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
             checkpointer.save(self.state_dict(epoch + 1, 0))
-            if stop.requested:
+            if any_rank(stop.requested, self.hw.dist, self.hw.device):
                 raise StageInterrupted(
                     stop.signum, f"the end of search epoch {epoch}", str(checkpointer.dir)
                 )
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(
             search_hours=self.hours(),
-            device=self.device.type,
+            device=self.hw.device.type,
+            processes=self.hw.dist.world_size,
             supernet_params_m=sum(p.numel() for p in self.net.weight_parameters()) / 1e6,
             labels_used=0,
         )

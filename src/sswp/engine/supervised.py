@@ -11,11 +11,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
+from sswp.engine.distributed import any_rank, sum_scalars
 from sswp.engine.interrupt import StageInterrupted, StopFlag
-from sswp.engine.runtime import MetricLogger, progress, to_device
+from sswp.engine.runtime import Hardware, MetricLogger, progress
 from sswp.models.child import ChildNetwork
 
 log = logging.getLogger(__name__)
@@ -30,15 +32,18 @@ def warmup_cosine(epoch: int, warmup: int, epochs: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device) -> dict[str, float]:
+def evaluate(model: nn.Module, loader, hw: Hardware) -> dict[str, float]:
+    """Test loss and accuracy, summed over every rank's shard."""
     model.eval()
     loss_sum = correct = count = 0.0
     for images, labels in loader:
-        images, labels = to_device(images, device), labels.to(device)
-        logits, _ = model(images)
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        images, labels = hw.images(images), labels.to(hw.device)
+        with hw.autocast():
+            logits, _ = model(images)
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
         count += len(labels)
+    loss_sum, correct, count = sum_scalars([loss_sum, correct, count], hw.dist, hw.device)
     return {"loss": loss_sum / count, "acc": correct / count}
 
 
@@ -56,10 +61,17 @@ class SupervisedLoop:
         test_loader,
         sp: SupervisedParams,
         runtime: RuntimeParams,
-        device: torch.device,
+        hw: Hardware,
         name: str,
     ):
-        self.model, self.sp, self.runtime, self.device, self.name = model, sp, runtime, device, name
+        self.model, self.sp, self.runtime, self.hw, self.name = model, sp, runtime, hw, name
+        self.forward_module: nn.Module = model
+        if hw.dist.enabled:
+            if runtime.sync_bn and hw.device.type == "cuda":
+                self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            device_ids = [hw.device.index] if hw.device.type == "cuda" else None
+            self.forward_module = DistributedDataParallel(model, device_ids=device_ids)
+        self.scaler = hw.grad_scaler()
         self.train_loader, self.test_loader = train_loader, test_loader
         self.opt = torch.optim.SGD(
             model.parameters(), sp.lr, momentum=sp.momentum, weight_decay=sp.weight_decay
@@ -118,27 +130,32 @@ class SupervisedLoop:
             initial=first,
         )
         for step, (images, labels) in enumerate(shown, start=first):
-            images, labels = to_device(images, self.device), labels.to(self.device)
-            logits, aux_logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            images, labels = self.hw.images(images), labels.to(self.hw.device)
+            with self.hw.autocast():
+                logits, aux_logits = self.forward_module(images)
+            loss = F.cross_entropy(logits.float(), labels)
             if aux_logits is not None and sp.auxiliary_weight > 0:
-                loss = loss + sp.auxiliary_weight * F.cross_entropy(aux_logits, labels)
+                loss = loss + sp.auxiliary_weight * F.cross_entropy(aux_logits.float(), labels)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
             nn.utils.clip_grad_norm_(model.parameters(), sp.grad_clip)
-            self.opt.step()
+            self.scaler.step(self.opt)
+            self.scaler.update()
             self.sums["loss"] += loss.item() * len(labels)
             self.sums["correct"] += (logits.argmax(1) == labels).sum().item()
             self.sums["count"] += len(labels)
-            if stop.requested:
+            if any_rank(stop.requested, self.hw.dist, self.hw.device):
                 checkpointer.save(self.state_dict(epoch, step + 1))
                 raise StageInterrupted(
                     stop.signum, f"{self.name} epoch {epoch} step {step + 1}", str(checkpointer.dir)
                 )
         self.sched.step()
         sums, self.sums = self.sums, _fresh_sums()
+        totals = sum_scalars(list(sums.values()), self.hw.dist, self.hw.device)
+        sums = dict(zip(sums, totals, strict=True))
         self.test_loader.set_epoch(epoch)
-        test = evaluate(model, self.test_loader, self.device)
+        test = evaluate(model, self.test_loader, self.hw)
         return {
             "train_loss": sums["loss"] / sums["count"],
             "train_acc": sums["correct"] / sums["count"],
@@ -172,7 +189,7 @@ class SupervisedLoop:
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
             checkpointer.save(self.state_dict(epoch + 1, 0))
-            if stop.requested:
+            if any_rank(stop.requested, self.hw.dist, self.hw.device):
                 raise StageInterrupted(
                     stop.signum, f"the end of {self.name} epoch {epoch}", str(checkpointer.dir)
                 )

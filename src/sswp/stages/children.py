@@ -15,7 +15,7 @@ from sswp.data.datasets import ArrayDataset, normalization
 from sswp.data.loaders import make_loader
 from sswp.engine.checkpoint import Checkpointer, file_digest
 from sswp.engine.interrupt import stop_on_signals
-from sswp.engine.runtime import MetricLogger, prepare_model
+from sswp.engine.runtime import Hardware, MetricLogger
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
 from sswp.models.child import ChildNetwork, inherit_weights
@@ -76,7 +76,9 @@ def build_child(
     return model
 
 
-def _checkpointer(params: Params, manifest: dict[str, Any], run: ChildRun, sp) -> Checkpointer:
+def _checkpointer(
+    params: Params, manifest: dict[str, Any], run: ChildRun, sp, writer: bool
+) -> Checkpointer:
     snapshot = snapshot_dir(sp.architecture)
     return Checkpointer(
         run.name,
@@ -89,6 +91,7 @@ def _checkpointer(params: Params, manifest: dict[str, Any], run: ChildRun, sp) -
             "supernet": file_digest(snapshot / SUPERNET_FILE),
         },
         keep_old=params.runtime.keep_checkpoints,
+        writer=writer,
     )
 
 
@@ -97,17 +100,27 @@ def fit_and_save(
     data: ArrayDataset,
     manifest: dict[str, Any],
     run: ChildRun,
-    device: torch.device,
+    hw: Hardware,
 ) -> None:
     sp: SupervisedParams = getattr(params, run.stage)
+    if sp.batch_size % hw.dist.world_size:
+        raise SswpError(
+            f"{run.stage}.batch_size = {sp.batch_size} does not split over "
+            f"{hw.dist.world_size} processes; use a multiple of runtime.gpus"
+        )
     mean, std = normalization(manifest)
     common = dict(
-        batch_size=sp.batch_size,
+        batch_size=sp.batch_size // hw.dist.world_size,
         mean=mean,
         std=std,
         seed=params.seed,
         workers=params.data.workers,
         batch_key=f"{run.stage}.batch_size",
+        image_size=data.image_size,
+        loader=params.data.loader,
+        device=hw.device,
+        shard_id=hw.dist.rank,
+        num_shards=hw.dist.world_size,
     )
     train_loader = make_loader(
         data.train_x,
@@ -130,15 +143,17 @@ def fit_and_save(
         name="test",
         **common,
     )
-    model = prepare_model(build_child(params, data, sp, run.init), device)
-    checkpointer = _checkpointer(params, manifest, run, sp)
-    loop = SupervisedLoop(model, train_loader, test_loader, sp, params.runtime, device, run.name)
-    metric_logger = MetricLogger(run.name)
+    model = hw.model(build_child(params, data, sp, run.init))
+    checkpointer = _checkpointer(params, manifest, run, sp, hw.dist.is_main)
+    loop = SupervisedLoop(model, train_loader, test_loader, sp, params.runtime, hw, run.name)
+    metric_logger = MetricLogger(run.name, enabled=hw.dist.is_main)
     try:
         with stop_on_signals() as stop:
             metrics = loop.run(metric_logger, checkpointer, stop)
     finally:
         metric_logger.close()
+    if not hw.dist.is_main:
+        return
     metrics.update(run.extra_metrics)
     with atomic.staged_dir(run.out_dir) as tmp:
         torch.save(

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(params: Params, args: argparse.Namespace) -> None:
     if not 0 < args.ratio <= 1:
         raise SswpError(f"--ratio {args.ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
-    device = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
     tag = finetune_tag(args.init, args.ratio)
@@ -39,4 +39,4 @@ def run(params: Params, args: argparse.Namespace) -> None:
             "architecture": params.finetune.architecture,
         },
     )
-    fit_and_save(params, data, manifest, child_run, device)
+    fit_and_save(params, data, manifest, child_run, hw)

@@ -1,7 +1,8 @@
 """`sswp prepare`: read the raw dataset once and write the verified artifact in data/prepared.
 
-The folder is staged and swapped in whole, so a failure never leaves a partial artifact that a
-driver could cache as a result.
+Nothing is downloaded. Arrays (digits, CIFAR) are checked and copied into the artifact; image
+folders are checked file by file and indexed, not copied. The folder is staged and swapped in
+whole, so a failure never leaves a partial artifact that a driver could cache as a result.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         splits = write_prepared(ds, tmp, params.seed)
     per_class = np.bincount(ds.train_y, minlength=ds.num_classes)
     log.info(
-        "prepared %s: %d train (%d-%d per class), %d test, %d classes, %dx%d; "
+        "prepared %s: %d train (%d-%d per class), %d test, %d classes, %dx%d %s; "
         "search halves %d/%d, seed %d -> %s",
         ds.name,
         len(ds.train_y),
@@ -49,6 +50,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         ds.num_classes,
         ds.image_size,
         ds.image_size,
+        f"crops of the image files in {ds.root}" if ds.is_files else "images",
         len(splits.search_weights),
         len(splits.search_arch),
         params.seed,

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    device = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
     checkpointer = Checkpointer(
         "search",
@@ -40,14 +40,17 @@ def run(params: Params, args: argparse.Namespace) -> None:
             "splits": file_digest(PREPARED_DIR / SPLITS_FILE),
         },
         keep_old=params.runtime.keep_checkpoints,
+        writer=hw.dist.is_main,
     )
-    loop = SearchLoop(params, data, splits, normalization(manifest), device)
-    metric_logger = MetricLogger("search")
+    loop = SearchLoop(params, data, splits, normalization(manifest), hw)
+    metric_logger = MetricLogger("search", enabled=hw.dist.is_main)
     try:
         with stop_on_signals() as stop:
             result = loop.run(metric_logger, checkpointer, stop)
     finally:
         metric_logger.close()
+    if not hw.dist.is_main:
+        return
     with atomic.staged_dir(SEARCH_DIR) as out:
         for name, snap in result.snapshots.items():
             snap.genotype.save(out / name / GENOTYPE_FILE)

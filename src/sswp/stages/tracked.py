@@ -23,7 +23,17 @@ _SUPERVISED = (
     "drop_path",
     "grad_clip",
 )
-_RUN = ("seed", "runtime.device", "runtime.threads", "data.loader", "data.workers")
+_RUN = (
+    "seed",
+    "runtime.device",
+    "runtime.gpus",
+    "runtime.threads",
+    "runtime.amp",
+    "runtime.deterministic",
+    "runtime.sync_bn",
+    "data.loader",
+    "data.workers",
+)
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": ("seed", "data.dataset", "data.path", "data.image_size", "data.subset"),

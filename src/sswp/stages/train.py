@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    device = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed)
     data, _, manifest = load_prepared()
     child_run = ChildRun(
         stage="train",
@@ -29,4 +29,4 @@ def run(params: Params, args: argparse.Namespace) -> None:
         metrics_path=METRICS_DIR / "train.json",
         extra_metrics={"architecture": params.train.architecture},
     )
-    fit_and_save(params, data, manifest, child_run, device)
+    fit_and_save(params, data, manifest, child_run, hw)
