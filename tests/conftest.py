@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,39 @@ def merge(base: dict, override: dict) -> dict:
     for key, value in override.items():
         out[key] = merge(base[key], value) if isinstance(value, dict) else value
     return out
+
+
+def copy_repo(dest: Path, config: dict) -> Path:
+    """The repository's tracked and untracked-not-ignored files, with `config` as params.yaml.
+
+    Run outputs (results/, dvc.lock) stay behind, so the copy starts from nothing.
+    """
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if not (src.exists() or src.is_symlink()) or name.startswith(("results/", "dvc.lock")):
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target, follow_symlinks=False)
+    (dest / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def repo_copy():
+    return copy_repo
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 @pytest.fixture(scope="session")

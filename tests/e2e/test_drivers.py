@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,30 +30,15 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-def _copy_repo(dest: Path, config: dict) -> Path:
-    """A fresh git repository holding the tracked files, with the tiny params."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        src = REPO / name
-        if not src.exists() or name.startswith(("results/", "dvc.lock")):
-            continue
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target, follow_symlinks=False)
-    (dest / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+def _git_repo(root: Path) -> Path:
+    """DVC needs a git repository around the pipeline."""
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
     ):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
+        subprocess.run(cmd, cwd=root, check=True)
+    return root
 
 
 def _results(root: Path) -> dict[str, object]:
@@ -70,15 +54,15 @@ def _results(root: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def dvc_run(tmp_path_factory, tiny_config):
-    root = _copy_repo(tmp_path_factory.mktemp("dvc"), tiny_config)
+def dvc_run(tmp_path_factory, tiny_config, repo_copy):
+    root = _git_repo(repo_copy(tmp_path_factory.mktemp("dvc"), tiny_config))
     log = _run(["dvc", "repro"], root)
     return root, log, _results(root)
 
 
 @pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory, tiny_config):
-    root = _copy_repo(tmp_path_factory.mktemp("snakemake"), tiny_config)
+def snakemake_run(tmp_path_factory, tiny_config, repo_copy):
+    root = _git_repo(repo_copy(tmp_path_factory.mktemp("snakemake"), tiny_config))
     log = _run(["snakemake", "--cores", "2"], root)
     return root, log, _results(root)
 

@@ -7,9 +7,9 @@ apptainer has to be installed: only `apptainer --version` is called, answered by
 
 from __future__ import annotations
 
+import copy
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,28 +32,6 @@ VERSION = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text
 IMAGE = f"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}"
 GPU_RULES = ("search", "train", "finetune")
 CPU_RULES = ("prepare", "report")
-
-
-def _copy_repo(dest: Path, gpus: int) -> Path:
-    """The tracked and untracked-not-ignored files, with runtime.gpus set in params.yaml."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        src = REPO / name
-        if not src.exists() and not src.is_symlink():
-            continue
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target, follow_symlinks=False)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["runtime"]["gpus"] = gpus
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return dest
 
 
 def _dry_run(root: Path) -> str:
@@ -100,9 +78,11 @@ def _jobs(log: str) -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1gpu", "2gpus"])
-def plan(request, tmp_path_factory):
+def plan(request, tmp_path_factory, repo_copy, default_config):
     gpus = request.param
-    log = _dry_run(_copy_repo(tmp_path_factory.mktemp(f"slurm{gpus}"), gpus))
+    config = copy.deepcopy(default_config)
+    config["runtime"]["gpus"] = gpus
+    log = _dry_run(repo_copy(tmp_path_factory.mktemp(f"slurm{gpus}"), config))
     return gpus, log, _jobs(log)
 
 

@@ -18,7 +18,7 @@ from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from sswp.data.backend import Backend
 from sswp.data.dali_pipelines import ViewSpec, array_pipeline, file_pipeline
-from sswp.data.sampling import Epoch, EpochPlan
+from sswp.data.sampling import Epoch, EpochLoader, EpochPlan
 
 # Two batches in flight keep DALI's threads busy while the caller trains on the previous one.
 PREFETCH = 2
@@ -33,7 +33,7 @@ def default_threads(workers: int) -> int:
     return workers or min(len(os.sched_getaffinity(0)), MAX_DEFAULT_THREADS)
 
 
-class DaliLoader:
+class DaliLoader(EpochLoader):
     """Batches of `images[indices]` as torch tensors on `device` (the GPU for GPU pipelines)."""
 
     def __init__(
@@ -53,19 +53,6 @@ class DaliLoader:
             self.images = np.ascontiguousarray(images[indices])
         self.labels = labels[indices].astype(np.int64)
         self.device = backend.device
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next `iter()` read epoch `epoch` (0-based), e.g. when resuming."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        epoch = self.plan.epoch(self.epoch)
-        self.epoch += 1
-        return self._batches(epoch)
 
     def _batches(self, epoch: Epoch) -> Iterator[tuple[torch.Tensor, ...]]:
         pipe = self._pipeline(epoch)

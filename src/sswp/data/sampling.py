@@ -12,6 +12,7 @@ backends read the same images in the same order.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,3 +89,28 @@ class EpochPlan:
             order = np.arange(self.count)
         self._next += 1
         return seed, order.astype(np.int64)
+
+
+class EpochLoader:
+    """What every backend shares: `len()`, and `set_epoch` choosing what `iter()` reads.
+
+    Subclasses set `plan` and turn one `Epoch` into batches in `_batches`.
+    """
+
+    plan: EpochPlan
+    epoch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next `iter()` read epoch `epoch` (0-based), e.g. when resuming."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        epoch = self.plan.epoch(self.epoch)
+        self.epoch += 1
+        return self._batches(epoch)
+
+    def _batches(self, epoch: Epoch) -> Iterator[tuple[torch.Tensor, ...]]:
+        raise NotImplementedError

@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as F
 
-from sswp.data.sampling import EpochPlan
+from sswp.data.sampling import Epoch, EpochLoader, EpochPlan
 
 
 def read_image(path: str) -> torch.Tensor:
@@ -57,7 +57,7 @@ class ImageSet(Dataset):
         return self.transform(image), self.labels[i]
 
 
-class TorchLoader:
+class TorchLoader(EpochLoader):
     """One DataLoader per epoch, reading this shard's batches of the epoch's plan.
 
     Each DataLoader gets a generator in the state the plan recorded at the epoch's start, so
@@ -66,18 +66,8 @@ class TorchLoader:
 
     def __init__(self, dataset: ImageSet, plan: EpochPlan, workers: int) -> None:
         self.dataset, self.plan, self.workers = dataset, plan, workers
-        self.epoch = 0
 
-    def __len__(self) -> int:
-        return len(self.plan)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next `iter()` read epoch `epoch` (0-based), e.g. when resuming."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        epoch = self.plan.epoch(self.epoch)
-        self.epoch += 1
+    def _batches(self, epoch: Epoch) -> Iterator[tuple[torch.Tensor, ...]]:
         generator = torch.Generator()
         generator.set_state(epoch.state)
         loader = DataLoader(

@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,16 @@ class Hardware:
         return torch.amp.GradScaler(
             self.device.type, enabled=self.amp_enabled and self.amp == "fp16"
         )
+
+
+class RunClock:
+    """Wall-clock hours of a stage, carried across resumed runs through the checkpoint."""
+
+    def __init__(self, hours_before: float = 0.0):
+        self.hours_before, self.start = hours_before, time.perf_counter()
+
+    def hours(self) -> float:
+        return self.hours_before + (time.perf_counter() - self.start) / 3600
 
 
 def seed_everything(seed: int) -> None:

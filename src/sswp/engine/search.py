@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import all_gather_with_grad, any_rank, average_
 from sswp.engine.interrupt import StageInterrupted, StopFlag
 from sswp.engine.phases import SearchSchedule, build_schedule
-from sswp.engine.runtime import Hardware, MetricLogger, progress
+from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 from sswp.errors import SswpError
 from sswp.nas.genotype import Genotype
 from sswp.nas.supernet import SuperNet
@@ -223,12 +222,7 @@ class SearchLoop:
         self.best: dict[str, Snapshot] = {}
         self.sums = _fresh_sums()
         self.alpha_history: list[torch.Tensor] = []
-        self.hours_before = 0.0
-        self.clock = time.perf_counter()
-
-    def hours(self) -> float:
-        """Search time so far, across resumed runs."""
-        return self.hours_before + (time.perf_counter() - self.clock) / 3600
+        self.clock = RunClock()
 
     # ----- checkpoint state -----
     def state_dict(self, epoch: int, step: int) -> dict[str, Any]:
@@ -246,7 +240,7 @@ class SearchLoop:
             "best": {name: snap.to_state() for name, snap in self.best.items()},
             "sums": self.sums,
             "alpha_history": self.alpha_history,
-            "hours": self.hours(),
+            "hours": self.clock.hours(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -261,7 +255,7 @@ class SearchLoop:
         self.best = {name: Snapshot.from_state(snap) for name, snap in state["best"].items()}
         self.sums = dict(state["sums"])
         self.alpha_history = list(state["alpha_history"])
-        self.hours_before, self.clock = state["hours"], time.perf_counter()
+        self.clock = RunClock(state["hours"])
 
     def restore_random_state(self, state: dict[str, Any]) -> None:
         self.paths.set_state(state["paths"])
@@ -420,7 +414,7 @@ class SearchLoop:
                 )
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(
-            search_hours=self.hours(),
+            search_hours=self.clock.hours(),
             device=self.hw.device.type,
             processes=self.hw.dist.world_size,
             supernet_params_m=sum(p.numel() for p in self.net.weight_parameters()) / 1e6,

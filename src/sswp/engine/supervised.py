@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from sswp.config import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import any_rank, sum_scalars
 from sswp.engine.interrupt import StageInterrupted, StopFlag
-from sswp.engine.runtime import Hardware, MetricLogger, progress
+from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 from sswp.models.child import ChildNetwork
 
 log = logging.getLogger(__name__)
@@ -81,10 +80,7 @@ class SupervisedLoop:
         )
         self.history: list[dict[str, float]] = []
         self.sums = _fresh_sums()
-        self.hours_before, self.clock = 0.0, time.perf_counter()
-
-    def hours(self) -> float:
-        return self.hours_before + (time.perf_counter() - self.clock) / 3600
+        self.clock = RunClock()
 
     def state_dict(self, epoch: int, step: int) -> dict[str, Any]:
         return {
@@ -96,7 +92,7 @@ class SupervisedLoop:
             "rng": rng_state(),
             "history": self.history,
             "sums": self.sums,
-            "hours": self.hours(),
+            "hours": self.clock.hours(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -105,7 +101,7 @@ class SupervisedLoop:
         self.sched.load_state_dict(state["sched"])
         self.history = list(state["history"])
         self.sums = dict(state["sums"])
-        self.hours_before, self.clock = state["hours"], time.perf_counter()
+        self.clock = RunClock(state["hours"])
 
     def train_epoch(
         self, epoch: int, stop: StopFlag, checkpointer: Checkpointer, resume: dict | None
@@ -200,5 +196,5 @@ class SupervisedLoop:
             "test_loss": final["test_loss"],
             "train_acc": final["train_acc"],
             "params_m": params / 1e6,
-            "train_hours": self.hours(),
+            "train_hours": self.clock.hours(),
         }
