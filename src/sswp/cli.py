@@ -29,7 +29,11 @@ STAGES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sswp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sswp",
+        description="Stages of the SSWP-NAS pipeline (self-supervised, weight-preserving NAS). "
+        "Each reads params.yaml; `dvc repro` or `snakemake` runs them in order.",
+    )
     parser.add_argument("--version", action="version", version=f"sswp {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, help_text in STAGES.items():
