@@ -265,7 +265,7 @@ class SearchLoop:
     @torch.no_grad()
     def evaluate(self, epoch: int) -> dict[str, float]:
         """Contrastive loss and top-1 on held-out test images along the argmax path."""
-        self.net.eval()
+        self.net.train(False)
         self.net.use_argmax_paths()
         self.test_loader.set_epoch(epoch)
         total_loss = total_acc = count = 0.0

@@ -33,7 +33,7 @@ def warmup_cosine(epoch: int, warmup: int, epochs: int) -> float:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, hw: Hardware) -> dict[str, float]:
     """Test loss and accuracy, summed over every rank's shard."""
-    model.eval()
+    model.train(False)
     loss_sum = correct = count = 0.0
     for images, labels in loader:
         images, labels = hw.images(images), labels.to(hw.device)
