@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 from sswp import __version__
 from sswp.config import load_params
-from sswp.engine.distributed import launched_by_torchrun
+from sswp.engine.distributed import launched_by_torchrun, shutdown
 from sswp.engine.interrupt import StageInterrupted
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
+from sswp.paths import finetune_tag
 
 STAGES = {
     "prepare": "validate the dataset and write data/prepared (splits included)",
@@ -47,8 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def log_name(args: argparse.Namespace) -> str:
     if args.stage == "finetune":
-        from sswp.paths import finetune_tag
-
         return f"finetune-{finetune_tag(args.init, args.ratio)}"
     return args.stage
 
@@ -94,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sswp {args.stage}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        shutdown()
     logging.getLogger("sswp").info("%s done", args.stage)
     return 0
 

@@ -113,7 +113,7 @@ def test_snakemake_agrees_with_dvc_and_is_then_up_to_date(dvc_run, snakemake_run
 def test_changing_a_finetune_param_reruns_only_finetune_and_report(dvc_run, snakemake_run):
     root, _, _ = dvc_run
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["finetune"]["lr"] = 0.05
+    params["finetune"]["lr"] = 0.07
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _stages_run(_run(["dvc", "repro"], root))
     assert ran == {

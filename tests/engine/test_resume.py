@@ -119,7 +119,7 @@ def test_changed_params_start_over_and_drop_the_old_checkpoint(reference, tmp_pa
     proc.wait()
     (old,) = root.glob(".checkpoints/finetune/*/*")
     config = yaml.safe_load((root / "params.yaml").read_text())
-    config["finetune"]["lr"] = 0.05
+    config["finetune"]["lr"] = 0.07
     (root / "params.yaml").write_text(yaml.safe_dump(config))
     rerun = _sswp(root, *FINETUNE)
     assert rerun.returncode == 0, rerun.stderr

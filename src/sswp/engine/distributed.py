@@ -89,6 +89,7 @@ def any_rank(flag: bool, ctx: DistContext, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
-def shutdown(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
+def shutdown() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
