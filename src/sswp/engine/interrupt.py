@@ -7,11 +7,17 @@ where it is and the rerun (same command, `dvc repro`, or a Snakemake retry) resu
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
+from sswp.engine.distributed import any_rank
 from sswp.errors import SswpError
+
+if TYPE_CHECKING:
+    from sswp.engine.checkpoint import Checkpointer
+    from sswp.engine.runtime import Hardware
 
 
 class StageInterrupted(SswpError):
@@ -49,3 +55,22 @@ def stop_on_signals() -> Iterator[StopFlag]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def halt_if_requested(
+    stop: StopFlag,
+    hw: Hardware,
+    checkpointer: Checkpointer,
+    where: str,
+    state: Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """Between steps: if any rank was signalled, save `state()` (if given) and stop every rank.
+
+    All ranks decide together, so none is left waiting in a collective. A rank that got no
+    signal itself reports SIGTERM, what schedulers send.
+    """
+    if not any_rank(stop.requested, hw.dist, hw.device):
+        return
+    if state is not None:
+        checkpointer.save(state())
+    raise StageInterrupted(stop.signum or signal.SIGTERM, where, str(checkpointer.dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,8 @@ from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
-from sswp.engine.distributed import all_gather_with_grad, any_rank, average_
-from sswp.engine.interrupt import StageInterrupted, StopFlag
+from sswp.engine.distributed import all_gather_with_grad, average_
+from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.phases import SearchSchedule, build_schedule
 from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 from sswp.errors import SswpError
@@ -61,11 +62,10 @@ def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
         yield from loader
 
 
-def _skip(batches: Iterator[Any], count: int) -> Iterator[Any]:
+def _skip(batches: Iterator[Any], count: int) -> None:
     """Drop the batches a resumed epoch already trained on (the RNG is restored after)."""
     for _ in range(count):
         next(batches)
-    return batches
 
 
 class SearchStepper:
@@ -325,11 +325,13 @@ class SearchLoop:
                     (a1, a2), drop_skip=sp.arch_skip_drop_prob, drop_pool=sp.arch_pool_drop_prob
                 )
                 self.sums["arch_steps"] += 1
-            if any_rank(stop.requested, self.hw.dist, self.hw.device):
-                checkpointer.save(self.state_dict(epoch, step + 1))
-                raise StageInterrupted(
-                    stop.signum, f"search epoch {epoch} step {step + 1}", str(checkpointer.dir)
-                )
+            halt_if_requested(
+                stop,
+                self.hw,
+                checkpointer,
+                f"search epoch {epoch} step {step + 1}",
+                partial(self.state_dict, epoch, step + 1),
+            )
         self.weight_sched.step()
         sums, self.sums = self.sums, _fresh_sums()
         metrics = {
@@ -408,10 +410,7 @@ class SearchLoop:
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
             checkpointer.save(self.state_dict(epoch + 1, 0))
-            if any_rank(stop.requested, self.hw.dist, self.hw.device):
-                raise StageInterrupted(
-                    stop.signum, f"the end of search epoch {epoch}", str(checkpointer.dir)
-                )
+            halt_if_requested(stop, self.hw, checkpointer, f"the end of search epoch {epoch}")
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(
             search_hours=self.clock.hours(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
@@ -14,8 +15,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
-from sswp.engine.distributed import any_rank, sum_scalars
-from sswp.engine.interrupt import StageInterrupted, StopFlag
+from sswp.engine.distributed import sum_scalars
+from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 from sswp.models.child import ChildNetwork
 
@@ -141,11 +142,13 @@ class SupervisedLoop:
             self.sums["loss"] += loss.item() * len(labels)
             self.sums["correct"] += (logits.argmax(1) == labels).sum().item()
             self.sums["count"] += len(labels)
-            if any_rank(stop.requested, self.hw.dist, self.hw.device):
-                checkpointer.save(self.state_dict(epoch, step + 1))
-                raise StageInterrupted(
-                    stop.signum, f"{self.name} epoch {epoch} step {step + 1}", str(checkpointer.dir)
-                )
+            halt_if_requested(
+                stop,
+                self.hw,
+                checkpointer,
+                f"{self.name} epoch {epoch} step {step + 1}",
+                partial(self.state_dict, epoch, step + 1),
+            )
         self.sched.step()
         sums, self.sums = self.sums, _fresh_sums()
         totals = sum_scalars(list(sums.values()), self.hw.dist, self.hw.device)
@@ -185,10 +188,7 @@ class SupervisedLoop:
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
             checkpointer.save(self.state_dict(epoch + 1, 0))
-            if any_rank(stop.requested, self.hw.dist, self.hw.device):
-                raise StageInterrupted(
-                    stop.signum, f"the end of {self.name} epoch {epoch}", str(checkpointer.dir)
-                )
+            halt_if_requested(stop, self.hw, checkpointer, f"the end of {self.name} epoch {epoch}")
         final = self.history[-1]
         params = sum(p.numel() for n, p in self.model.named_parameters() if "auxiliary" not in n)
         return {

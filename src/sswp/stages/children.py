@@ -77,7 +77,7 @@ def build_child(
 
 
 def _checkpointer(
-    params: Params, manifest: dict[str, Any], run: ChildRun, sp, writer: bool
+    params: Params, manifest: dict[str, Any], run: ChildRun, sp: SupervisedParams, writer: bool
 ) -> Checkpointer:
     snapshot = snapshot_dir(sp.architecture)
     return Checkpointer(
