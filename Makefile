@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 repro: $(STAMP)
 	dvc repro
-	@echo "Results: results/summary.md, results/summary.csv, results/label_ratio.png"
+	@echo "Results: results/summary.md (tables), results/*.png (plots), results/metrics.json"
 
 snakemake: $(STAMP)
 	snakemake --profile workflow/profiles/default

@@ -51,7 +51,7 @@ def main() -> None:
         (torch.randn(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,)))
         for _ in range(args.images // args.batch)
     )
-    sp = SupervisedParams("final", 1, args.batch, 0.025, 0.9, 3e-4, 0, 16, 0.4, 0.3, 5.0)
+    sp = SupervisedParams(1, args.batch, 0.025, 0.9, 3e-4, 0, 16, 0.4, 0.3, 5.0, 0.0)
     runtime = SimpleNamespace(sync_bn=False, progress="never")
     loop = SupervisedLoop(model, batches, _Batches(batches[:2]), sp, runtime, hw, "bench")
     loop.train_epoch(0, StopFlag(), None, None)  # warm-up: cuDNN autotuning, allocator

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Small enough for seconds per stage on 2 cores, yet every search phase runs:
 # warm-up, arch updates, progressive freezing of every cell, stabilise.
 TINY_OVERRIDES = {
+    "seeds": [0],
     "runtime": {"threads": 1, "progress": "never"},
     "data": {"subset": 0.15},
     "search": {
@@ -30,6 +31,8 @@ TINY_OVERRIDES = {
     },
     "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
     "finetune": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "label_ratios": [0.5, 1.0]},
+    "pretrain": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
+    "linear_eval": {"epochs": 5, "batch_size": 64},
 }
 
 
@@ -61,6 +64,12 @@ def copy_repo(dest: Path, config: dict) -> Path:
         shutil.copy2(src, target, follow_symlinks=False)
     (dest / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return dest
+
+
+@pytest.fixture(scope="session")
+def merge_config():
+    """`merge`, for test modules (importing conftest by name depends on sys.path order)."""
+    return merge
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,14 @@ from sswp.nas.genotype import derive_genotype
 from sswp.nas.supernet import SuperNet, search_space
 from sswp.paths import snapshot_dir
 
-OUTPUTS = ("artifacts/train", "artifacts/finetune", "metrics", "results")
+OUTPUTS = (
+    "artifacts/train",
+    "artifacts/finetune",
+    "artifacts/pretrain",
+    "artifacts/linear_eval",
+    "metrics",
+    "results",
+)
 
 
 @pytest.fixture
@@ -26,7 +33,7 @@ def workdir(tmp_path, monkeypatch, tiny_config):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_config))
     assert cli.main(["prepare"]) == 0
     layers, channels = tiny_config["search"]["layers"], tiny_config["search"]["channels"]
-    snap = snapshot_dir("final")
+    snap = snapshot_dir(0, "final")
     derive_genotype([torch.randn(14, 7) for _ in range(layers)]).save(snap / "genotype.json")
     net = SuperNet(layers, channels)
     torch.save(
@@ -106,7 +113,7 @@ def test_batch_larger_than_its_split(workdir, capsys):
     ],
 )
 def test_bad_genotype_files(workdir, capsys, content, expected):
-    path = snapshot_dir("final") / "genotype.json"
+    path = snapshot_dir(0, "final") / "genotype.json"
     if content is None:
         data = derive_genotype([torch.randn(14, 7) for _ in range(3)]).to_json()
         data["cells"][0]["edges"][3][0] = "conv_9x9"
@@ -119,7 +126,7 @@ def test_bad_genotype_files(workdir, capsys, content, expected):
 
 
 def test_supernet_from_another_search_space(workdir, capsys):
-    path = snapshot_dir("final") / "supernet.pt"
+    path = snapshot_dir(0, "final") / "supernet.pt"
     blob = torch.load(path, weights_only=True)
     blob["search_space"] = search_space(3, 4)
     torch.save(blob, path)
@@ -132,13 +139,32 @@ def test_supernet_from_another_search_space(workdir, capsys):
 
 
 def test_truncated_weights_file(workdir, capsys):
-    path = snapshot_dir("final") / "supernet.pt"
+    path = snapshot_dir(0, "final") / "supernet.pt"
     path.write_bytes(path.read_bytes()[:1000])
     _fails_cleanly(
         capsys,
         ["finetune", "--init", "preserved", "--ratio", "1.0"],
-        "cannot read supernet weights",
-        "rerun the search stage",
+        "cannot read weights",
+        "rerun `sswp search --seed 0`",
+    )
+
+
+def test_seed_not_in_params(workdir, capsys):
+    _fails_cleanly(capsys, ["train", "--seed", "7"], "--seed 7 is not in", "seeds (0)")
+
+
+def test_reference_architecture_has_no_preserved_weights(workdir, capsys):
+    _set(workdir, "finetune.architecture", "darts_v2")
+    line = _fails_cleanly(capsys, ["finetune", "--init", "preserved", "--ratio", "1.0"])
+    assert "finetune.architecture" in line
+
+
+def test_two_stage_before_pretrain(workdir, capsys):
+    _fails_cleanly(
+        capsys,
+        ["finetune", "--init", "two_stage", "--ratio", "1.0"],
+        "artifacts/pretrain/seed-0/model.pt not found",
+        "run `sswp pretrain --seed 0` first",
     )
 
 

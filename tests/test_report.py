@@ -1,183 +1,563 @@
-"""The report stage on known metric files: exact table values, markdown, plot, and failures."""
+"""The report on known metrics: exact tables, markdown, metrics.json, plots, the stage's files
+and its failures."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from sswp.config import Params, load_params
+from sswp import report as rep
+from sswp.compare import compare_runs
+from sswp.config import params_from_dict
 from sswp.errors import SswpError
-from sswp.nas.genotype import Genotype, derive_genotype
-from sswp.report import ratio_label
+from sswp.nas.genotype import derive_genotype
 from sswp.stages import report as stage
 
-REPO = Path(__file__).parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-SEARCH = {
-    "final": {"contrastive_acc": 0.5, "contrastive_loss": 2.0, "epoch": 9},
-    "highest_acc": {"contrastive_acc": 0.6, "contrastive_loss": 2.1, "epoch": 7},
-    "lowest_loss": {"contrastive_acc": 0.55, "contrastive_loss": 1.9, "epoch": 8},
-    "search_hours": 0.25,
-    "device": "cpu",
-    "supernet_params_m": 0.5,
-    "labels_used": 0,
-}
-TRAIN = {
-    "architecture": "highest_acc",
-    "test_acc": 0.8765,
-    "test_loss": 0.4,
-    "train_acc": 0.9,
-    "params_m": 0.1234,
-    "train_hours": 0.01,
-}
-# (init, ratio) -> test_acc
-FINETUNE_ACC = {
-    ("preserved", 0.1): 0.8,
-    ("random", 0.1): 0.7123,
-    ("preserved", 1.0): 0.9,
-    ("random", 1.0): 0.855,
+OUTPUT_NAMES = {
+    "main_table.csv",
+    "main_table.md",
+    "label_ratio.csv",
+    "label_ratio.md",
+    "label_ratio.png",
+    "training_curves.png",
+    "alpha_heatmap.png",
+    "summary.md",
+    "metrics.json",
+    "params.yaml",
 }
 
+# Two seeds; every accuracy pair is chosen so that mean and sample std are known exactly.
+SEEDS = (0, 1)
+SEARCHES = [
+    {"search_hours": 0.25, "processes": 2, "device": "cuda", "labels_used": 0},
+    {"search_hours": 0.5, "processes": 2, "device": "cuda", "labels_used": 0},
+]
+TRAIN_ACC = {"final": (0.9, 0.8), "darts_v2": (0.95, 0.93)}
+TRAIN_PARAMS_M = {"final": (0.1234, 0.124), "darts_v2": (0.3, 0.3)}
+# (stage, init) -> ratio -> per-seed test accuracy
+ARM_ACC = {
+    ("finetune", "preserved"): {0.1: (0.8, 0.7), 1.0: (0.9, 0.9)},
+    ("finetune", "random"): {0.1: (0.6, 0.5), 1.0: (0.88, 0.86)},
+    ("finetune", "two_stage"): {0.1: (0.7, 0.7), 1.0: (0.89, 0.87)},
+    ("linear_eval", "preserved"): {0.1: (0.5, 0.6), 1.0: (0.6, 0.6)},
+    ("linear_eval", "two_stage"): {0.1: (0.4, 0.4), 1.0: (0.5, 0.45)},
+}
+PRETRAIN_HOURS = (0.1, 0.3)
 
-def _write(path: str | Path, data: dict) -> None:
+MAIN_CSV = (
+    "method,architecture,test_error_mean,test_error_std,seeds,params_m,search_cost,"
+    "search_cost_unit,labels_used\n"
+    '"SSWP-NAS (simclr, final)",final,15.0,7.07,2,0.1237,0.75,GPU-hours,0\n'
+    "DARTS-V2,darts_v2,6.0,1.41,2,0.3,,,\n"
+)
+MAIN_MD = (
+    "| method | test error (%) | seeds | params (M) | search cost | labels used |\n"
+    "|---|---:|---:|---:|---:|---:|\n"
+    "| SSWP-NAS (simclr, final) | 15.00 ± 7.07 | 2 | 0.1237 | 0.75 GPU-hours | 0 |\n"
+    "| DARTS-V2 | 6.00 ± 1.41 | 2 | 0.3000 | — | — |"
+)
+LABEL_RATIO_CSV = (
+    "label_ratio,arm,mean,std,n\n"
+    "0.1,finetune_preserved,75.0,7.07,2\n"
+    "1.0,finetune_preserved,90.0,0.0,2\n"
+    "0.1,finetune_random,55.0,7.07,2\n"
+    "1.0,finetune_random,87.0,1.41,2\n"
+    "0.1,finetune_two_stage,70.0,0.0,2\n"
+    "1.0,finetune_two_stage,88.0,1.41,2\n"
+    "0.1,linear_preserved,55.0,7.07,2\n"
+    "1.0,linear_preserved,60.0,0.0,2\n"
+    "0.1,linear_two_stage,40.0,0.0,2\n"
+    "1.0,linear_two_stage,47.5,3.54,2\n"
+)
+LABEL_RATIO_MD = (
+    "| label ratio | finetune preserved | finetune random | finetune two-stage "
+    "| linear eval preserved | linear eval two-stage |\n"
+    "|---:|---:|---:|---:|---:|---:|\n"
+    "| 10% | 75.00 ± 7.07 | 55.00 ± 7.07 | 70.00 ± 0.00 | 55.00 ± 7.07 | 40.00 ± 0.00 |\n"
+    "| 100% | 90.00 ± 0.00 | 87.00 ± 1.41 | 88.00 ± 1.41 | 60.00 ± 0.00 | 47.50 ± 3.54 |"
+)
+METRICS = {
+    "main": {
+        "final": {
+            "test_error_mean": 15.0,
+            "test_error_std": 7.07,
+            "params_m": 0.1237,
+            "search_hours": 0.75,
+        },
+        "darts_v2": {"test_error_mean": 6.0, "test_error_std": 1.41, "params_m": 0.3},
+    },
+    "label_ratio": {
+        "finetune_preserved": {
+            "10%": {"mean": 75.0, "std": 7.07},
+            "100%": {"mean": 90.0, "std": 0.0},
+        },
+        "finetune_random": {
+            "10%": {"mean": 55.0, "std": 7.07},
+            "100%": {"mean": 87.0, "std": 1.41},
+        },
+        "finetune_two_stage": {
+            "10%": {"mean": 70.0, "std": 0.0},
+            "100%": {"mean": 88.0, "std": 1.41},
+        },
+        "linear_preserved": {
+            "10%": {"mean": 55.0, "std": 7.07},
+            "100%": {"mean": 60.0, "std": 0.0},
+        },
+        "linear_two_stage": {
+            "10%": {"mean": 40.0, "std": 0.0},
+            "100%": {"mean": 47.5, "std": 3.54},
+        },
+    },
+}
+
+
+def _train_runs(seeds=SEEDS) -> dict[str, list[dict]]:
+    return {
+        arch: [{"test_acc": acc[s], "params_m": TRAIN_PARAMS_M[arch][s]} for s in seeds]
+        for arch, acc in TRAIN_ACC.items()
+    }
+
+
+def _arm_accs(seeds=SEEDS) -> dict[str, dict[float, list[float]]]:
+    return {
+        arm.key: {r: [accs[s] for s in seeds] for r, accs in ARM_ACC[arm.stage, arm.init].items()}
+        for arm in rep.ALL_ARMS
+    }
+
+
+@pytest.fixture
+def main() -> pd.DataFrame:
+    return rep.main_table("simclr", _train_runs(), SEARCHES)
+
+
+@pytest.fixture
+def ratios() -> pd.DataFrame:
+    return rep.label_ratio_table(_arm_accs(), rep.arms(("preserved", "random")))
+
+
+# --- pure tables ---------------------------------------------------------------------------
+
+
+def test_main_table_exact(main):
+    assert rep.to_csv(main) == MAIN_CSV
+
+
+def test_main_markdown_exact(main):
+    assert rep.main_markdown(main) == MAIN_MD
+
+
+def test_single_seed_has_no_std(main):
+    single = rep.main_table("byol", _train_runs(seeds=(1,)), SEARCHES[1:])
+    assert rep.to_csv(single) == (
+        "method,architecture,test_error_mean,test_error_std,seeds,params_m,search_cost,"
+        "search_cost_unit,labels_used\n"
+        '"SSWP-NAS (byol, final)",final,20.0,,1,0.124,1.0,GPU-hours,0\n'
+        "DARTS-V2,darts_v2,7.0,,1,0.3,,,\n"
+    )
+    md = rep.main_markdown(single)
+    assert "| SSWP-NAS (byol, final) | 20.00 | 1 |" in md
+    assert "±" not in md
+    assert rep.metrics_dict(single, rep.label_ratio_table({}, ()))["main"]["final"] == {
+        "test_error_mean": 20.0,
+        "params_m": 0.124,
+        "search_hours": 1.0,
+    }
+
+
+def test_single_seed_label_ratio_has_no_std():
+    table = rep.label_ratio_table({"finetune_random": {0.5: [0.8123]}}, rep.ALL_ARMS[1:2])
+    assert rep.to_csv(table) == "label_ratio,arm,mean,std,n\n0.5,finetune_random,81.23,,1\n"
+    assert rep.label_ratio_markdown(table).endswith("| 50% | 81.23 |")
+    assert rep.metrics_dict(rep.main_table("simclr", {}, SEARCHES), table)["label_ratio"] == {
+        "finetune_random": {"50%": {"mean": 81.23}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("searches", "expected"),
+    [
+        ([{"search_hours": 1.5, "processes": 1, "device": "cpu"}], (1.5, "CPU-hours")),
+        (
+            [
+                {"search_hours": 1.0, "processes": 4, "device": "cuda"},
+                {"search_hours": 2.0, "processes": 1, "device": "cuda"},
+            ],
+            (3.0, "GPU-hours"),
+        ),
+        (
+            [
+                {"search_hours": 0.1, "processes": 3, "device": "cpu"},
+                {"search_hours": 0.1, "processes": 1, "device": "cuda"},
+            ],
+            (0.2, "CPU/GPU-hours (mixed devices)"),
+        ),
+    ],
+)
+def test_search_cost_is_device_hours_in_the_measured_unit(searches, expected):
+    assert rep.search_cost(searches) == expected
+
+
+def test_error_is_100_minus_accuracy_with_sample_std():
+    assert rep.error_stats([0.8765]) == (12.35, None)
+    assert rep.error_stats([0.9, 0.8, 0.85]) == (15.0, 5.0)
+
+
+def test_method_names():
+    assert rep.method_name("lowest_loss", "supervised") == "SSWP-NAS (supervised, lowest_loss)"
+    assert rep.method_name("darts_v2", "simclr") == "DARTS-V2"
+    assert rep.method_name("pdarts", "simclr") == "P-DARTS"
+
+
+def test_arms_in_fixed_order_and_only_the_inits_asked_for():
+    keys = [a.key for a in rep.arms(("random", "preserved"))]
+    assert keys == [
+        "finetune_preserved",
+        "finetune_random",
+        "finetune_two_stage",
+        "linear_preserved",
+        "linear_two_stage",
+    ]
+    assert [a.label for a in rep.arms(("random",))] == [
+        "finetune random",
+        "finetune two-stage",
+        "linear eval preserved",
+        "linear eval two-stage",
+    ]
+
+
+def test_label_ratio_table_exact(ratios):
+    assert rep.to_csv(ratios) == LABEL_RATIO_CSV
+
+
+def test_label_ratio_markdown_exact(ratios):
+    assert rep.label_ratio_markdown(ratios) == LABEL_RATIO_MD
+
+
+def test_metrics_dict_exact(main, ratios):
+    metrics = rep.metrics_dict(main, ratios)
+    assert metrics == METRICS
+    assert json.loads(json.dumps(metrics, allow_nan=False)) == METRICS
+
+
+@pytest.mark.parametrize(
+    ("ratio", "label", "key"),
+    [(0.1, "10%", "10%"), (0.025, "2.5%", "2_5%"), (1.0, "100%", "100%"), (0.07, "7%", "7%")],
+)
+def test_ratio_label_and_dot_free_key(ratio, label, key):
+    assert rep.ratio_label(ratio) == label
+    assert rep.ratio_key(ratio) == key
+
+
+def test_curve_stats_mean_and_sample_std_per_epoch():
+    mean, std = rep.curve_stats([[0.5, 0.7, 0.9], [0.7, 0.9]])
+    np.testing.assert_allclose(mean, [60.0, 80.0])
+    np.testing.assert_allclose(std, [np.sqrt(200), np.sqrt(200)])
+    np.testing.assert_allclose(rep.curve_stats([[0.5]])[1], [0.0])
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def _alpha_history(epochs: int = 3, cells: int = 3) -> np.ndarray:
+    return torch.softmax(torch.randn(epochs, cells, 14, 7), dim=-1).double().numpy()
+
+
+def _curves() -> dict:
+    return {
+        "train, all labels": {"A": [[0.1, 0.5, 0.6], [0.2, 0.4, 0.7]]},
+        "finetune, 10% of labels": {"B": [[0.3, 0.4, 0.5]], "C": [[0.2, 0.2, 0.3]]},
+    }
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda ratios: rep.label_ratio_png(ratios),
+        lambda ratios: rep.training_curves_png(_curves()),
+        lambda ratios: rep.alpha_heatmap_png(_alpha_history(), seed=0),
+    ],
+    ids=["label_ratio", "training_curves", "alpha_heatmap"],
+)
+def test_plots_are_deterministic_pngs(render, ratios):
+    torch.manual_seed(0)
+    first = render(ratios)
+    torch.manual_seed(0)
+    assert render(ratios) == first
+    assert first.startswith(PNG_SIGNATURE)
+    assert len(first) < 1_000_000
+
+
+def test_alpha_heatmap_lays_out_many_cells():
+    """20 cells (the CIFAR supernet) fit a 5-column grid; the PNG is still small."""
+    png = rep.alpha_heatmap_png(_alpha_history(epochs=10, cells=20), seed=3)
+    assert png.startswith(PNG_SIGNATURE)
+    assert len(png) < 1_000_000
+
+
+# --- the stage, end to end -----------------------------------------------------------------
+
+
+def _write(path: str | Path, data) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
 
 
-def _finetune(init: str, ratio: float, acc: float) -> dict:
-    return {
-        "init": init,
-        "label_ratio": ratio,
-        "labelled_images": int(1000 * ratio),
-        "architecture": "highest_acc",
-        "test_acc": acc,
-        "test_loss": 0.5,
-        "train_acc": 0.95,
-        "params_m": 0.1234,
-        "train_hours": 0.02,
-    }
+def _history(acc: float) -> list[dict]:
+    return [
+        {"train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.1, "test_acc": acc / 2, "lr": 0.1},
+        {"train_loss": 0.5, "train_acc": 0.9, "test_loss": 0.6, "test_acc": acc, "lr": 0.0},
+    ]
 
 
 @pytest.fixture
-def params() -> Params:
+def params(tiny_config, merge_config):
     """Ratios and inits deliberately out of order, to check that outputs are sorted."""
-    base = load_params(REPO / "params.yaml")
-    finetune = dataclasses.replace(
-        base.finetune, label_ratios=(1.0, 0.1), inits=("random", "preserved")
+    config = merge_config(
+        tiny_config,
+        {
+            "seeds": list(SEEDS),
+            "search": {"objective": "simclr"},
+            "train": {"architectures": ["final", "darts_v2"]},
+            "finetune": {
+                "architecture": "final",
+                "label_ratios": [1.0, 0.1],
+                "inits": ["random", "preserved"],
+            },
+        },
     )
-    return dataclasses.replace(base, finetune=finetune)
+    return params_from_dict(config)
 
 
 @pytest.fixture
-def genotype(tmp_path, monkeypatch) -> Genotype:
-    """A full set of inputs in tmp_path (the cwd), plus a stale run that must be ignored."""
+def run_dir(tmp_path, monkeypatch) -> Path:
+    """Every input the params above ask for, in tmp_path (the cwd), plus stale runs to ignore."""
     monkeypatch.chdir(tmp_path)
-    _write("metrics/search.json", SEARCH)
-    _write("metrics/train.json", TRAIN)
-    for (init, ratio), acc in FINETUNE_ACC.items():
-        _write(f"metrics/finetune/{init}-{ratio}.json", _finetune(init, ratio, acc))
-    _write("metrics/finetune/preserved-0.5.json", _finetune("preserved", 0.5, 0.1))
-    geno = derive_genotype([torch.randn(14, 7) for _ in range(3)])
-    geno.save("artifacts/search/highest_acc/genotype.json")
-    return geno
+    model = {"test_loss": 0.5, "train_acc": 0.95, "train_hours": 0.02}
+    for s in SEEDS:
+        search = {**SEARCHES[s], "objective": "simclr", "supernet_params_m": 0.5, "seed": s}
+        _write(f"metrics/search/seed-{s}.json", search)
+        _write(f"metrics/pretrain/seed-{s}.json", {"pretrain_hours": PRETRAIN_HOURS[s], "seed": s})
+        for arch, accs in TRAIN_ACC.items():
+            metrics = {**model, "test_acc": accs[s], "params_m": TRAIN_PARAMS_M[arch][s]}
+            _write(f"metrics/train/{arch}-seed-{s}.json", {**metrics, "architecture": arch})
+            _write(f"artifacts/train/{arch}-seed-{s}/history.json", _history(accs[s]))
+        for (stage_name, init), by_ratio in ARM_ACC.items():
+            for ratio, accs in by_ratio.items():
+                tag = f"{init}-{ratio}-seed-{s}"
+                metrics = {"test_acc": accs[s], "init": init, "label_ratio": ratio, "seed": s}
+                if stage_name == "finetune":
+                    metrics |= {**model, "params_m": 0.12, "architecture": "final"}
+                    _write(f"artifacts/finetune/{tag}/history.json", _history(accs[s]))
+                _write(f"metrics/{stage_name}/{tag}.json", metrics)
+        derive_genotype([torch.randn(14, 7) for _ in range(3)]).save(
+            f"artifacts/search/seed-{s}/final/genotype.json"
+        )
+    torch.save(
+        torch.from_numpy(_alpha_history()).float(), "artifacts/search/seed-0/alpha_history.pt"
+    )
+    # Runs params does not ask for: another ratio, another seed. They must not be read.
+    _write("metrics/finetune/preserved-0.5-seed-0.json", {"test_acc": 0.01})
+    _write("metrics/train/final-seed-2.json", {"test_acc": 0.01})
+    return tmp_path
 
 
-def _run(params: Params) -> None:
+def _run(params) -> None:
     parser = argparse.ArgumentParser()
     stage.add_arguments(parser)
     stage.run(params, parser.parse_args([]))
 
 
-def test_summary_csv_exact(params, genotype):
+def _results() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in Path("results").iterdir()}
+
+
+def test_stage_writes_every_output(params, run_dir):
     _run(params)
-    table = pd.read_csv("results/summary.csv", keep_default_na=False)
-    assert list(table.columns) == [
-        "run",
-        "init",
-        "label_ratio",
-        "labelled_images",
-        "test_acc",
-        "test_error",
-        "params_m",
-        "architecture",
-    ]
-    rows = table.astype(str).values.tolist()
-    assert rows == [
-        ["scratch", "scratch", "1.0", "", "87.65", "12.35", "0.1234", "highest_acc"],
-        ["finetune", "preserved", "0.1", "100", "80.0", "20.0", "0.1234", "highest_acc"],
-        ["finetune", "random", "0.1", "100", "71.23", "28.77", "0.1234", "highest_acc"],
-        ["finetune", "preserved", "1.0", "1000", "90.0", "10.0", "0.1234", "highest_acc"],
-        ["finetune", "random", "1.0", "1000", "85.5", "14.5", "0.1234", "highest_acc"],
-    ]
+    assert {p.name for p in Path("results").iterdir()} == OUTPUT_NAMES
+    assert Path("results/main_table.csv").read_text() == MAIN_CSV
+    assert Path("results/main_table.md").read_text() == MAIN_MD + "\n"
+    assert Path("results/label_ratio.csv").read_text() == LABEL_RATIO_CSV
+    assert Path("results/label_ratio.md").read_text() == LABEL_RATIO_MD + "\n"
+    assert json.loads(Path("results/metrics.json").read_text()) == METRICS
+    for name in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
+        assert Path("results", name).read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_label_ratio_csv_exact(params, genotype):
+def test_stage_is_deterministic(params, run_dir):
     _run(params)
-    assert Path("results/label_ratio.csv").read_text() == (
-        "label_ratio,preserved,random\n0.1,80.0,71.23\n1.0,90.0,85.5\n"
-    )
+    first = _results()
+    _run(params)
+    assert _results() == first
 
 
-def test_markdown_has_genotype_costs_and_table(params, genotype):
+def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     _run(params)
     text = Path("results/summary.md").read_text()
-    assert f"```text\n{genotype.short()}\n```" in text
-    assert "- Dataset: digits" in text
-    assert "0.123 M parameters" in text
-    assert "- Search cost: 0.25 hours on cpu" in text
-    assert "- Scratch test accuracy: 87.65%" in text
-    assert (
-        "| label ratio | preserved | random |\n"
-        "|---:|---:|---:|\n"
-        "| 10% | 80.00 | 71.23 |\n"
-        "| 100% | 90.00 | 85.50 |\n"
-    ) in text
+    genotypes = [f"seed {s}: {stage.read_genotype(s, 'final').short()}" for s in SEEDS]
+    assert text.startswith("# SSWP-NAS report: digits\n")
+    assert "- Search objective: simclr\n" in text
+    assert "- Seeds: 0, 1\n" in text
+    assert "- Search cost: 0.75 GPU-hours per search (mean over seeds), 0 labels used\n" in text
+    assert "- Two-stage baseline pre-training: 0.20 hours per seed (mean)\n" in text
+    assert "## Genotypes (`final` snapshot)\n\n```text\n" + "\n".join(genotypes) + "\n```" in text
+    assert MAIN_MD in text
+    assert LABEL_RATIO_MD in text
+    for png in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
+        assert f"]({png})" in text
 
 
-def test_png_written(params, genotype):
+def test_params_copy_loads_back_as_the_same_params(params, run_dir):
     _run(params)
-    data = Path("results/label_ratio.png").read_bytes()
-    assert data.startswith(PNG_SIGNATURE)
-    assert len(data) < 200_000
+    text = Path("results/params.yaml").read_text()
+    raw = yaml.safe_load(text)
+    assert list(raw) == sorted(raw)
+    assert params_from_dict(raw) == params
 
 
-def test_missing_finetune_names_file_and_writes_nothing(params, genotype):
-    Path("metrics/finetune/random-0.1.json").unlink()
-    with pytest.raises(SswpError) as err:
-        _run(params)
-    message = str(err.value)
-    assert "metrics/finetune/random-0.1.json" in message
-    assert "sswp finetune --init random --ratio 0.1" in message
-    assert "\n" not in message
-    assert not Path("results").exists()
-
-
-def test_incomplete_metrics_name_the_key(params, genotype):
-    _write("metrics/train.json", {k: v for k, v in TRAIN.items() if k != "test_acc"})
-    with pytest.raises(SswpError, match=r"metrics/train.json lacks test_acc; rerun `sswp train`"):
-        _run(params)
-
-
-def test_unknown_architecture_is_rejected(params, genotype):
-    _write("metrics/train.json", {**TRAIN, "architecture": "../elsewhere"})
-    with pytest.raises(SswpError, match="not one of final"):
-        _run(params)
+def test_training_curve_panels(params, run_dir):
+    panels = stage.curve_panels(params, stage.gather(params))
+    assert list(panels) == [
+        "train, all labels",
+        "finetune, 10% of labels",
+        "finetune, 100% of labels",
+    ]
+    assert list(panels["train, all labels"]) == ["SSWP-NAS (simclr, final)", "DARTS-V2"]
+    assert panels["train, all labels"]["DARTS-V2"] == [[0.475, 0.95], [0.465, 0.93]]
+    assert list(panels["finetune, 10% of labels"]) == [
+        "finetune preserved",
+        "finetune random",
+        "finetune two-stage",
+    ]
+    assert panels["finetune, 10% of labels"]["finetune random"] == [[0.3, 0.6], [0.25, 0.5]]
 
 
 @pytest.mark.parametrize(
-    ("ratio", "label"), [(0.1, "10%"), (0.025, "2.5%"), (1.0, "100%"), (0.07, "7%")]
+    ("missing", "command"),
+    [
+        ("metrics/search/seed-1.json", "sswp search --seed 1"),
+        ("metrics/train/darts_v2-seed-0.json", "sswp train --architecture darts_v2 --seed 0"),
+        ("artifacts/train/final-seed-1/history.json", "sswp train --architecture final --seed 1"),
+        ("metrics/pretrain/seed-0.json", "sswp pretrain --seed 0"),
+        (
+            "metrics/finetune/random-0.1-seed-1.json",
+            "sswp finetune --init random --ratio 0.1 --seed 1",
+        ),
+        (
+            "artifacts/finetune/two_stage-1.0-seed-0/history.json",
+            "sswp finetune --init two_stage --ratio 1.0 --seed 0",
+        ),
+        ("metrics/linear_eval/two_stage-0.1-seed-1.json", "sswp linear-eval --ratio 0.1 --seed 1"),
+        ("artifacts/search/seed-1/final/genotype.json", "sswp search --seed 1"),
+        ("artifacts/search/seed-0/alpha_history.pt", "sswp search --seed 0"),
+    ],
 )
-def test_ratio_label(ratio, label):
-    assert ratio_label(ratio) == label
+def test_missing_input_names_file_and_command_and_writes_nothing(params, run_dir, missing, command):
+    for name in OUTPUT_NAMES:
+        _write(Path("results", name), {"from": "an earlier run"})
+    before = _results()
+    Path(missing).unlink()
+    with pytest.raises(SswpError) as err:
+        _run(params)
+    assert str(err.value) == f"{missing} not found; run `{command}` first"
+    assert _results() == before
 
 
-def test_finetune_metrics_path_formats_ratio_as_float():
-    assert stage.finetune_metrics_path("random", 1) == Path("metrics/finetune/random-1.0.json")
+def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
+    Path("metrics/linear_eval/preserved-1.0-seed-0.json").unlink()
+    with pytest.raises(SswpError, match="linear_eval/preserved-1.0-seed-0.json not found"):
+        _run(params)
+    assert not Path("results").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "message"),
+    [
+        (
+            "metrics/search/seed-0.json",
+            "{not json",
+            r"^metrics/search/seed-0.json is not valid JSON \(.*\); rerun `sswp search --seed 0`$",
+        ),
+        (
+            "metrics/train/final-seed-1.json",
+            json.dumps({"params_m": 0.1}),
+            r"^metrics/train/final-seed-1.json lacks test_acc; "
+            r"rerun `sswp train --architecture final --seed 1`$",
+        ),
+        (
+            "metrics/finetune/preserved-0.1-seed-0.json",
+            json.dumps({"test_acc": 80.0, "params_m": 0.1}),
+            r"^metrics/finetune/preserved-0.1-seed-0.json: test_acc = 80.0 is not a number "
+            r"in \[0, 1\]; rerun `sswp finetune --init preserved --ratio 0.1 --seed 0`$",
+        ),
+        (
+            "metrics/search/seed-1.json",
+            json.dumps({**SEARCHES[1], "device": "tpu"}),
+            r"^metrics/search/seed-1.json: device = 'tpu' is not 'cuda' or 'cpu'; ",
+        ),
+        (
+            "metrics/search/seed-0.json",
+            json.dumps({**SEARCHES[0], "labels_used": -1}),
+            r"^metrics/search/seed-0.json: labels_used = -1 is not a non-negative integer; ",
+        ),
+        (
+            "metrics/search/seed-0.json",
+            json.dumps({**SEARCHES[0], "device": ["cpu"]}),
+            r"^metrics/search/seed-0.json: device = \['cpu'\] is not 'cuda' or 'cpu'; ",
+        ),
+        (
+            "metrics/linear_eval/preserved-1.0-seed-1.json",
+            "[]",
+            r"^metrics/linear_eval/preserved-1.0-seed-1.json is not a JSON object; ",
+        ),
+        (
+            "artifacts/finetune/random-1.0-seed-0/history.json",
+            json.dumps([{"test_loss": 0.1}]),
+            r"history.json is not a non-empty list of epochs with test_acc in \[0, 1\]; "
+            r"rerun `sswp finetune --init random --ratio 1.0 --seed 0`$",
+        ),
+    ],
+)
+def test_malformed_input_is_one_line_error(params, run_dir, path, content, message):
+    Path(path).write_text(content)
+    with pytest.raises(SswpError, match=message) as err:
+        _run(params)
+    assert "\n" not in str(err.value)
+    assert not Path("results").exists()
+
+
+@pytest.mark.parametrize(
+    ("alpha", "got"),
+    [
+        (torch.zeros(3, 3, 14, 6), r"\(3, 3, 14, 6\)"),
+        ({"alpha": 1}, "dict"),
+        (torch.zeros(0, 3, 14, 7), r"\(0, 3, 14, 7\)"),
+    ],
+)
+def test_alpha_history_of_wrong_shape_is_rejected(params, run_dir, alpha, got):
+    torch.save(alpha, "artifacts/search/seed-0/alpha_history.pt")
+    with pytest.raises(SswpError, match=rf"should be a tensor \(epochs, cells, 14, 7\), got {got}"):
+        _run(params)
+
+
+def test_unreadable_alpha_history_is_rejected(params, run_dir):
+    Path("artifacts/search/seed-0/alpha_history.pt").write_bytes(b"not a tensor")
+    with pytest.raises(SswpError, match=r"alpha_history.pt is not a readable tensor .*seed 0`$"):
+        _run(params)
+
+
+def test_compare_reads_what_the_report_writes(params, run_dir):
+    _run(params)
+    text = compare_runs(Path("results"), run_dir)
+    assert "Params: identical\n" in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if "  main." in line}
+    assert rows["main.darts_v2.test_error_mean"] == ["6", "6", "+0"]
+    assert rows["main.final.search_hours"] == ["0.75", "0.75", "+0"]

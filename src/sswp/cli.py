@@ -11,22 +11,27 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sswp import __version__
-from sswp.config import load_params
+from sswp.config import Params, load_params
 from sswp.engine.distributed import launched_by_torchrun, shutdown
 from sswp.engine.interrupt import StageInterrupted
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
-from sswp.paths import finetune_tag
+from sswp.paths import ratio_tag, seed_tag, train_tag
+from sswp.stages.seeds import params_for_seed
 
 STAGES = {
     "prepare": "validate the dataset and write data/prepared (splits included)",
-    "search": "self-supervised architecture search (labels unused)",
-    "train": "train the searched architecture from scratch",
-    "finetune": "finetune at a label ratio from preserved or random weights",
+    "search": "architecture search of one seed (labels unused unless the objective is supervised)",
+    "train": "train a searched or reference architecture from scratch",
+    "pretrain": "two-stage baseline: SimCLR pre-training of the derived network",
+    "finetune": "finetune at a label ratio from preserved, random or two-stage weights",
+    "linear-eval": "linear classifiers on the frozen preserved and two-stage backbones",
     "report": "tables and plots in results/",
 }
+COMPARE_HELP = "print the params and metrics that differ between two result folders"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,17 +47,43 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parser.add_argument(
             "--params", default="params.yaml", help="params file (default: params.yaml)"
         )
-        importlib.import_module(f"sswp.stages.{name}").add_arguments(stage_parser)
+        stage_module(name).add_arguments(stage_parser)
+    compare = sub.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP)
+    compare.add_argument("run_a", metavar="RUN_A", help="a results/ folder, or a run folder")
+    compare.add_argument("run_b", metavar="RUN_B", help="the folder to compare it with")
     return parser
 
 
-def log_name(args: argparse.Namespace) -> str:
+def stage_module(stage: str):
+    return importlib.import_module(f"sswp.stages.{stage.replace('-', '_')}")
+
+
+def log_name(args: argparse.Namespace, params: Params) -> str:
+    """The stage run's log file name, e.g. `finetune-preserved-0.1-seed-0`."""
     if args.stage == "finetune":
-        return f"finetune-{finetune_tag(args.init, args.ratio)}"
+        return f"{args.stage}-{ratio_tag(args.init, args.ratio, params.seed)}"
+    if args.stage == "linear-eval":
+        return f"linear_eval-{float(args.ratio)}-{seed_tag(params.seed)}"
+    if args.stage == "train":
+        architecture = args.architecture or params.train.architectures[0]
+        return f"train-{train_tag(architecture, params.seed)}"
+    if args.stage in ("search", "pretrain"):
+        return f"{args.stage}-{seed_tag(params.seed)}"
     return args.stage
 
 
-DISTRIBUTED_STAGES = ("search", "train", "finetune")
+DISTRIBUTED_STAGES = ("search", "train", "pretrain", "finetune")
+
+
+def compare(args: argparse.Namespace) -> int:
+    from sswp.compare import compare_runs
+
+    try:
+        print(compare_runs(Path(args.run_a), Path(args.run_b)))
+    except SswpError as exc:
+        print(f"sswp compare: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
@@ -73,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status (0 ok, 2 bad input, 128 + signal if stopped)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.stage == "compare":
+        return compare(args)
     try:
-        params = load_params(args.params)
+        params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
         if (
             args.stage in DISTRIBUTED_STAGES
             and params.runtime.gpus > 1
@@ -82,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             command = torchrun_command(params.runtime.gpus, argv)
             os.execv(command[0], command)
-        setup_logging(log_name(args), main_process=os.environ.get("RANK", "0") == "0")
-        importlib.import_module(f"sswp.stages.{args.stage}").run(params, args)
+        setup_logging(log_name(args, params), main_process=os.environ.get("RANK", "0") == "0")
+        stage_module(args.stage).run(params, args)
     except StageInterrupted as exc:
         print(f"sswp {args.stage}: {exc}", file=sys.stderr)
         return 128 + exc.signum

@@ -44,6 +44,7 @@ class DataParams:
     subset: float
     loader: str
     workers: int
+    split_seed: int
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class PhaseRatios:
 @dataclass(frozen=True)
 class SearchParams:
     objective: str
+    stem: str
+    byol_tau: float
     layers: int
     channels: int
     gate_mode: str
@@ -85,7 +88,6 @@ class SearchParams:
 
 @dataclass(frozen=True)
 class SupervisedParams:
-    architecture: str
     epochs: int
     batch_size: int
     lr: float
@@ -96,22 +98,66 @@ class SupervisedParams:
     auxiliary_weight: float
     drop_path: float
     grad_clip: float
+    label_smoothing: float
+
+
+@dataclass(frozen=True)
+class TrainParams(SupervisedParams):
+    architectures: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class FinetuneParams(SupervisedParams):
+    architecture: str
     label_ratios: tuple[float, ...]
     inits: tuple[str, ...]
 
 
 @dataclass(frozen=True)
+class PretrainParams:
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    warmup_epochs: int
+    temperature: float
+    grad_clip: float
+
+
+@dataclass(frozen=True)
+class LinearEvalParams:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+
+
+@dataclass(frozen=True)
 class Params:
-    seed: int
+    """The validated params.yaml, plus the seed of the one run a stage is doing.
+
+    params.yaml lists `seeds`; each stage run is for one of them (`--seed`), and `seed`
+    is that one (the first listed unless `with_seed` picked another).
+    """
+
+    seeds: tuple[int, ...]
     runtime: RuntimeParams
     data: DataParams
     search: SearchParams
-    train: SupervisedParams
+    train: TrainParams
     finetune: FinetuneParams
+    pretrain: PretrainParams
+    linear_eval: LinearEvalParams
+    seed: int = -1
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            object.__setattr__(self, "seed", self.seeds[0])
+
+    def with_seed(self, seed: int | None) -> Params:
+        """These params for the run of `seed` (None: the first of `seeds`)."""
+        return self if seed is None else dataclasses.replace(self, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -166,16 +212,20 @@ def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
     search = dict(raw["search"])
     search["phases"] = PhaseRatios(**search["phases"])
     search["arch_betas"] = tuple(search["arch_betas"])
+    train = dict(raw["train"])
+    train["architectures"] = tuple(train["architectures"])
     finetune = dict(raw["finetune"])
     finetune["label_ratios"] = tuple(float(r) for r in finetune["label_ratios"])
     finetune["inits"] = tuple(finetune["inits"])
     return Params(
-        seed=raw["seed"],
+        seeds=tuple(raw["seeds"]),
         runtime=RuntimeParams(**raw["runtime"]),
         data=DataParams(**raw["data"]),
         search=SearchParams(**search),
-        train=SupervisedParams(**raw["train"]),
+        train=TrainParams(**train),
         finetune=FinetuneParams(**finetune),
+        pretrain=PretrainParams(**raw["pretrain"]),
+        linear_eval=LinearEvalParams(**raw["linear_eval"]),
     )
 
 

@@ -1,4 +1,9 @@
-"""The artifact layout shared by every stage and both drivers (relative to the run folder)."""
+"""The artifact layout shared by every stage and both drivers (relative to the run folder).
+
+Every run of a stage has a tag that names its artifacts, metrics, live plots and log alike,
+e.g. `seed-0` (search, pretrain), `final-seed-0` (train), `preserved-0.1-seed-0` (finetune,
+linear eval). dvc.yaml and the Snakemake rules build the same strings.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,14 @@ DATASET_FILE = "dataset.npz"
 MANIFEST_FILE = "manifest.json"
 SPLITS_FILE = "splits.json"
 
-SEARCH_DIR = Path("artifacts/search")
+ARTIFACTS_DIR = Path("artifacts")
 GENOTYPE_FILE = "genotype.json"
 SUPERNET_FILE = "supernet.pt"
+ALPHA_HISTORY_FILE = "alpha_history.pt"
 SNAPSHOTS = ("final", "highest_acc", "lowest_loss")
 
-TRAIN_DIR = Path("artifacts/train")
-FINETUNE_DIR = Path("artifacts/finetune")
 MODEL_FILE = "model.pt"
+HISTORY_FILE = "history.json"
 
 METRICS_DIR = Path("metrics")
 LIVE_DIR = Path("live")
@@ -25,11 +30,38 @@ CHECKPOINT_DIR = Path(".checkpoints")
 RESULTS_DIR = Path("results")
 
 
-def snapshot_dir(name: str) -> Path:
-    """Folder of one selection snapshot (genotype.json + supernet.pt)."""
-    return SEARCH_DIR / name
+def seed_tag(seed: int) -> str:
+    """Tag of a per-seed run (search, pretrain), e.g. `seed-0`."""
+    return f"seed-{seed}"
 
 
-def finetune_tag(init: str, ratio: float | str) -> str:
-    """Name of one finetune run, e.g. `preserved-0.1`; drivers build the same string."""
-    return f"{init}-{ratio}"
+def train_tag(architecture: str, seed: int) -> str:
+    """Tag of one train run, e.g. `final-seed-0` or `darts_v2-seed-1`."""
+    return f"{architecture}-{seed_tag(seed)}"
+
+
+def ratio_tag(init: str, ratio: float | str, seed: int) -> str:
+    """Tag of one finetune or linear-eval run, e.g. `preserved-0.1-seed-0`.
+
+    The ratio is written as Python writes the float, the form dvc.yaml's matrix produces.
+    """
+    return f"{init}-{float(ratio)}-{seed_tag(seed)}"
+
+
+def artifact_dir(stage: str, tag: str) -> Path:
+    """artifacts/<stage>/<tag>: what one run of a stage leaves for later stages."""
+    return ARTIFACTS_DIR / stage / tag
+
+
+def metrics_path(stage: str, tag: str) -> Path:
+    """metrics/<stage>/<tag>.json: the run's final metrics, tracked by git for comparisons."""
+    return METRICS_DIR / stage / f"{tag}.json"
+
+
+def search_dir(seed: int) -> Path:
+    return artifact_dir("search", seed_tag(seed))
+
+
+def snapshot_dir(seed: int, name: str) -> Path:
+    """Folder of one selection snapshot of one search (genotype.json + supernet.pt)."""
+    return search_dir(seed) / name

@@ -1,30 +1,83 @@
-"""The report's tables, markdown and plot, built from metric dicts as pure functions.
+"""The report's tables, markdown, metrics and plots, built from metric dicts as pure functions.
 
 Reading and writing files is the stage's job (sswp.stages.report), so everything here can be
 tested on plain dicts and produces its output in memory, ready for an all-or-nothing write.
+Accuracies are fractions in [0, 1] on input and percents with 2 decimals on output; every
+statistic is over seeds (mean and sample standard deviation, none for a single seed).
 """
 
 from __future__ import annotations
 
 import io
+import math
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
-SUMMARY_COLUMNS = (
-    "run",
-    "init",
-    "label_ratio",
-    "labelled_images",
-    "test_acc",
-    "test_error",
-    "params_m",
-    "architecture",
-)
+from sswp.nas.genotype import STEPS, edge_index, reduction_cells
+from sswp.nas.ops import CANDIDATE_OPS, SHORT_NAMES
+from sswp.nas.reference import DISPLAY_NAMES
+from sswp.paths import SNAPSHOTS
+
 PLOT_DPI = 120
+HEATMAP_DPI = 100
+COST_UNITS = {"cuda": "GPU-hours", "cpu": "CPU-hours"}
+MIXED_COST_UNIT = "CPU/GPU-hours (mixed devices)"
+MISSING = "—"
+
+MAIN_COLUMNS = (
+    "method",
+    "architecture",
+    "test_error_mean",
+    "test_error_std",
+    "seeds",
+    "params_m",
+    "search_cost",
+    "search_cost_unit",
+    "labels_used",
+)
+LABEL_RATIO_COLUMNS = ("label_ratio", "arm", "mean", "std", "n")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One line of the label-ratio comparison: a stage (finetune or linear_eval) and an init.
+
+    `key` names it in label_ratio.csv and metrics.json, `label` in the markdown and plots.
+    """
+
+    stage: str
+    init: str
+    key: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage.replace('_', ' ')} {self.init.replace('_', '-')}"
+
+
+ALL_ARMS = (
+    Arm("finetune", "preserved", "finetune_preserved"),
+    Arm("finetune", "random", "finetune_random"),
+    Arm("finetune", "two_stage", "finetune_two_stage"),
+    Arm("linear_eval", "preserved", "linear_preserved"),
+    Arm("linear_eval", "two_stage", "linear_two_stage"),
+)
+OPTIONAL_FINETUNE_INITS = ("preserved", "random")
+
+
+def arms(inits: Sequence[str]) -> tuple[Arm, ...]:
+    """The arms a run has: finetune.inits decide the optional finetunes, the rest always run."""
+    return tuple(
+        a
+        for a in ALL_ARMS
+        if a.stage != "finetune" or a.init not in OPTIONAL_FINETUNE_INITS or a.init in inits
+    )
 
 
 def percent(fraction: float) -> float:
@@ -37,116 +90,353 @@ def ratio_label(ratio: float) -> str:
     return f"{100 * ratio:g}%"
 
 
-def _row(run: str, init: str, ratio: float, images: int | None, m: Mapping[str, Any]) -> dict:
-    acc = percent(m["test_acc"])
-    return {
-        "run": run,
-        "init": init,
-        "label_ratio": float(ratio),
-        "labelled_images": images,
-        "test_acc": acc,
-        "test_error": round(100 - acc, 2),
-        "params_m": m["params_m"],
-        "architecture": m["architecture"],
-    }
+def ratio_key(ratio: float) -> str:
+    """A label ratio as a metrics.json key, e.g. `10%`, `2_5%`: DVC splits keys at dots."""
+    return ratio_label(ratio).replace(".", "_")
 
 
-def summary_table(
-    scratch: Mapping[str, Any], finetune: Sequence[Mapping[str, Any]]
-) -> pd.DataFrame:
-    """One row per trained model: the scratch run first, then finetunes by label ratio, init.
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof=1); a single value has no deviation."""
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else None
 
-    `finetune` entries are finetune metrics carrying `init` and `label_ratio`; the scratch run
-    saw every label, so its ratio is 1.0 and its labelled-image count is left empty.
+
+def accuracy_stats(accs: Sequence[float]) -> tuple[float, float | None]:
+    """Accuracy mean and std over seeds, in percent with 2 decimals."""
+    mean, std = mean_std(accs)
+    return percent(mean), None if std is None else percent(std)
+
+
+def error_stats(accs: Sequence[float]) -> tuple[float, float | None]:
+    """Test error (100 - accuracy, %) mean and std over seeds, as the paper's tables give it."""
+    mean, std = accuracy_stats(accs)
+    return round(100 - mean, 2), std
+
+
+def method_name(architecture: str, objective: str) -> str:
+    """How the main table names an architecture: the search that found it, or the reference."""
+    if architecture in DISPLAY_NAMES:
+        return DISPLAY_NAMES[architecture]
+    return f"SSWP-NAS ({objective}, {architecture})"
+
+
+def search_cost(searches: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
+    """Mean device-hours of one search (wall hours x processes) and the unit they were spent in.
+
+    Seeds run on different kinds of device are still averaged, under a unit that says so.
     """
-    rows = [_row("scratch", "scratch", 1.0, None, scratch)]
-    rows += sorted(
-        (_row("finetune", m["init"], m["label_ratio"], m["labelled_images"], m) for m in finetune),
-        key=lambda r: (r["label_ratio"], r["init"]),
-    )
-    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    table["labelled_images"] = table["labelled_images"].astype("Int64")
+    hours = statistics.fmean(s["search_hours"] * s["processes"] for s in searches)
+    units = {COST_UNITS[s["device"]] for s in searches}
+    return round(hours, 4), units.pop() if len(units) == 1 else MIXED_COST_UNIT
+
+
+def main_table(
+    objective: str,
+    train: Mapping[str, Sequence[Mapping[str, Any]]],
+    searches: Sequence[Mapping[str, Any]],
+) -> pd.DataFrame:
+    """The paper's main table: one row per architecture (in `train`'s order), stats over seeds.
+
+    `train` maps an architecture to its per-seed train metrics; `searches` are the per-seed
+    search metrics, whose cost and labels belong to every snapshot and to no reference.
+    """
+    cost, unit = search_cost(searches)
+    labels = max(s["labels_used"] for s in searches)
+    rows = []
+    for arch, runs in train.items():
+        error, std = error_stats([r["test_acc"] for r in runs])
+        searched = arch in SNAPSHOTS
+        rows.append(
+            {
+                "method": method_name(arch, objective),
+                "architecture": arch,
+                "test_error_mean": error,
+                "test_error_std": std,
+                "seeds": len(runs),
+                "params_m": round(statistics.fmean(r["params_m"] for r in runs), 4),
+                "search_cost": cost if searched else None,
+                "search_cost_unit": unit if searched else None,
+                "labels_used": labels if searched else None,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(MAIN_COLUMNS))
+    table["test_error_std"] = table["test_error_std"].astype(float)
+    table["search_cost"] = table["search_cost"].astype(float)
+    table["labels_used"] = table["labels_used"].astype("Int64")
     return table
 
 
-def label_ratio_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Finetune test accuracy (%): one row per label ratio (sorted), one column per init."""
-    finetune = summary[summary["run"] == "finetune"]
-    wide = finetune.pivot(index="label_ratio", columns="init", values="test_acc").sort_index()
-    wide = wide.reindex(columns=sorted(wide.columns)).reset_index()
-    wide.columns.name = None
-    return wide
+def label_ratio_table(
+    accs: Mapping[str, Mapping[float, Sequence[float]]], arm_order: Sequence[Arm]
+) -> pd.DataFrame:
+    """Long table of accuracy (%) per arm (in `arm_order`) and label ratio (ascending).
+
+    `accs[arm.key][ratio]` are the per-seed test accuracies of that arm at that ratio.
+    """
+    rows = []
+    for arm in arm_order:
+        for ratio in sorted(accs[arm.key]):
+            runs = accs[arm.key][ratio]
+            mean, std = accuracy_stats(runs)
+            rows.append(
+                {
+                    "label_ratio": float(ratio),
+                    "arm": arm.key,
+                    "mean": mean,
+                    "std": std,
+                    "n": len(runs),
+                }
+            )
+    table = pd.DataFrame(rows, columns=list(LABEL_RATIO_COLUMNS))
+    table["std"] = table["std"].astype(float)
+    return table
 
 
 def to_csv(table: pd.DataFrame) -> str:
-    """CSV text with `\\n` line ends on every platform, so outputs hash the same everywhere."""
+    """CSV text with `\\n` line ends on every platform, so outputs hash the same everywhere.
+
+    A statistic that does not exist (std of one seed, a reference's search cost) is empty.
+    """
     return table.to_csv(index=False, lineterminator="\n")
 
 
-def label_ratio_markdown(table: pd.DataFrame) -> str:
-    """The label-ratio table as markdown, written by hand so no `tabulate` is needed."""
-    inits = [c for c in table.columns if c != "label_ratio"]
+def _present(value: Any) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+def mean_std_text(mean: float, std: float | None) -> str:
+    """`12.35 ± 0.50`, or just `12.35` where a single seed gives no deviation."""
+    return f"{mean:.2f} ± {std:.2f}" if _present(std) else f"{mean:.2f}"
+
+
+def markdown_table(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table written by hand so no `tabulate` is needed; `align` is l/r per column."""
+    rule = {"l": "---", "r": "---:"}
     lines = [
-        "| label ratio | " + " | ".join(inits) + " |",
-        "|---:|" + "---:|" * len(inits),
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(rule[a] for a in align) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
     ]
-    for _, row in table.iterrows():
-        cells = [ratio_label(row["label_ratio"])] + [f"{row[i]:.2f}" for i in inits]
-        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def summary_markdown(
-    dataset: str,
-    genotype_short: str,
-    search: Mapping[str, Any],
-    scratch: Mapping[str, Any],
-    label_ratios: pd.DataFrame,
-) -> str:
-    """The human report: what was searched, what it cost, and how well it trains."""
-    return "\n".join(
+def main_markdown(table: pd.DataFrame) -> str:
+    """The main table as markdown; references show `—` for what was not measured here."""
+    rows = [
         [
-            f"# SSWP-NAS report: {dataset}",
-            "",
-            f"- Dataset: {dataset}",
-            f"- Architecture: `{scratch['architecture']}` snapshot, "
-            f"{scratch['params_m']:.3f} M parameters",
-            f"- Search cost: {search['search_hours']:.2f} hours on {search['device']} (no labels)",
-            f"- Scratch test accuracy: {percent(scratch['test_acc']):.2f}% (all labels)",
-            "",
-            "## Genotype",
-            "",
-            "```text",
-            genotype_short,
-            "```",
-            "",
-            "## Finetune test accuracy (%) by label ratio",
-            "",
-            label_ratio_markdown(label_ratios),
-            "",
+            r.method,
+            mean_std_text(r.test_error_mean, r.test_error_std),
+            str(r.seeds),
+            f"{r.params_m:.4f}",
+            f"{r.search_cost:.2f} {r.search_cost_unit}" if _present(r.search_cost) else MISSING,
+            str(r.labels_used) if _present(r.labels_used) else MISSING,
         ]
-    )
+        for r in table.itertuples()
+    ]
+    header = ("method", "test error (%)", "seeds", "params (M)", "search cost", "labels used")
+    return markdown_table(header, "lrrrrr", rows)
+
+
+def label_ratio_markdown(table: pd.DataFrame) -> str:
+    """The long label-ratio table, widened: one row per ratio, one `mean ± std` column per arm."""
+    labels = {a.key: a.label for a in ALL_ARMS}
+    keys = list(dict.fromkeys(table["arm"]))
+    cells = {(r.label_ratio, r.arm): mean_std_text(r.mean, r.std) for r in table.itertuples()}
+    rows = [
+        [ratio_label(ratio), *(cells.get((ratio, k), MISSING) for k in keys)]
+        for ratio in sorted(set(table["label_ratio"]))
+    ]
+    return markdown_table(["label ratio", *(labels[k] for k in keys)], "r" * (len(keys) + 1), rows)
+
+
+def _stats(mean: float, std: float | None, mean_key: str, std_key: str) -> dict[str, float]:
+    """A mean and its std for metrics.json; a std that does not exist is left out (not NaN)."""
+    return {mean_key: float(mean)} | ({std_key: float(std)} if _present(std) else {})
+
+
+def metrics_dict(main: pd.DataFrame, ratios: pd.DataFrame) -> dict[str, Any]:
+    """The report's metrics for `dvc exp show` / `dvc metrics diff`: nested, dot-free keys."""
+    out: dict[str, Any] = {"main": {}, "label_ratio": {}}
+    for r in main.itertuples():
+        entry = _stats(r.test_error_mean, r.test_error_std, "test_error_mean", "test_error_std")
+        entry["params_m"] = float(r.params_m)
+        if _present(r.search_cost):
+            entry["search_hours"] = float(r.search_cost)
+        out["main"][r.architecture] = entry
+    for r in ratios.itertuples():
+        arm = out["label_ratio"].setdefault(r.arm, {})
+        arm[ratio_key(r.label_ratio)] = _stats(r.mean, r.std, "mean", "std")
+    return out
+
+
+def summary_markdown(
+    *,
+    dataset: str,
+    objective: str,
+    architecture: str,
+    genotypes: Mapping[int, str],
+    searches: Sequence[Mapping[str, Any]],
+    pretrains: Sequence[Mapping[str, Any]],
+    main: pd.DataFrame,
+    ratios: pd.DataFrame,
+) -> str:
+    """The human report: what was searched, what it found per seed, and how well it trains.
+
+    `genotypes` maps each seed to the short form of its `architecture` snapshot; `searches`
+    and `pretrains` are the per-seed search and two-stage pre-training metrics.
+    """
+    cost, unit = search_cost(searches)
+    pretrain_hours = statistics.fmean(p["pretrain_hours"] for p in pretrains)
+    first_seed = next(iter(genotypes))
+    lines = [
+        f"# SSWP-NAS report: {dataset}",
+        "",
+        f"- Dataset: {dataset}",
+        f"- Search objective: {objective}",
+        f"- Seeds: {', '.join(str(s) for s in genotypes)}",
+        f"- Search cost: {cost:.2f} {unit} per search (mean over seeds), "
+        f"{max(s['labels_used'] for s in searches)} labels used",
+        f"- Two-stage baseline pre-training: {pretrain_hours:.2f} hours per seed (mean)",
+        "",
+        f"## Genotypes (`{architecture}` snapshot)",
+        "",
+        "```text",
+        *(f"seed {seed}: {short}" for seed, short in genotypes.items()),
+        "```",
+        "",
+        "## Test error, trained from scratch on all labels",
+        "",
+        main_markdown(main),
+        "",
+        "## Test accuracy (%) by label ratio",
+        "",
+        label_ratio_markdown(ratios),
+        "",
+        "## Plots",
+        "",
+        "![Test accuracy against label ratio](label_ratio.png)",
+        "",
+        "![Test accuracy per epoch](training_curves.png)",
+        "",
+        f"![softmax(alpha) during the search of seed {first_seed}](alpha_heatmap.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _png(fig: Figure, dpi: int = PLOT_DPI) -> bytes:
+    """Render a bare Figure (Agg, no pyplot global state) to PNG bytes without the Software
+    metadata, so the bytes depend on the data alone and not on the matplotlib version."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
 
 
 def label_ratio_png(table: pd.DataFrame) -> bytes:
-    """Accuracy vs label ratio as PNG bytes: one line per init, log x with percent ticks.
-
-    Uses a bare Figure (Agg renders it) rather than pyplot, so no global backend or figure
-    state is touched; the Software metadata is dropped so the bytes don't carry a version.
-    """
-    fig = Figure(figsize=(5, 3.5))
+    """Accuracy vs label ratio: one line per arm, error bars = std over seeds, log x."""
+    labels = {a.key: a.label for a in ALL_ARMS}
+    fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
-    ratios = table["label_ratio"].tolist()
-    for init in (c for c in table.columns if c != "label_ratio"):
-        ax.plot(ratios, table[init], marker="o", label=init)
+    for key, rows in table.groupby("arm", sort=False):
+        yerr = rows["std"].fillna(0) if rows["std"].notna().any() else None
+        ax.errorbar(
+            rows["label_ratio"], rows["mean"], yerr=yerr, marker="o", capsize=3, label=labels[key]
+        )
+    ratios = sorted(set(table["label_ratio"]))
     ax.set_xscale("log")
     ax.set_xticks(ratios, labels=[ratio_label(r) for r in ratios])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("labelled fraction of the training set")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(title="init")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
-    return buf.getvalue()
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def curve_stats(runs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch mean and std (ddof=1, zero for one seed) of test accuracy in percent.
+
+    Seeds of one run share its params, hence its epochs; the shortest bounds them anyway.
+    """
+    epochs = min(len(r) for r in runs)
+    acc = 100 * np.array([r[:epochs] for r in runs], dtype=float)
+    std = acc.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(epochs)
+    return acc.mean(axis=0), std
+
+
+def _grid(panels: int, max_cols: int) -> tuple[int, int]:
+    cols = min(panels, max_cols)
+    return math.ceil(panels / cols), cols
+
+
+def training_curves_png(panels: Mapping[str, Mapping[str, Sequence[Sequence[float]]]]) -> bytes:
+    """Test accuracy per epoch, one panel per title, one line (mean, shaded std) per label.
+
+    `panels[title][label]` are the per-seed lists of per-epoch test accuracy fractions.
+    """
+    rows, cols = _grid(len(panels), 3)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+    for ax, (title, lines) in zip(axes, panels.items(), strict=False):
+        for label, runs in lines.items():
+            mean, std = curve_stats(runs)
+            epochs = np.arange(1, len(mean) + 1)
+            ax.plot(epochs, mean, marker="." if len(mean) < 30 else None, label=label)
+            ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[::cols]:
+        ax.set_ylabel("test accuracy (%)")
+    return _png(fig)
+
+
+def _edge_names() -> list[str]:
+    """Edge labels in edge order, e.g. `n0←1`: the edge from state 1 into intermediate node 0."""
+    names = {edge_index(n, s): f"n{n}←{s}" for n in range(STEPS) for s in range(2 + n)}
+    return [names[i] for i in range(len(names))]
+
+
+def alpha_heatmap_png(history: np.ndarray, seed: int) -> bytes:
+    """softmax(alpha) over the search, one panel per cell, rows = edge x op, columns = epochs.
+
+    `history` is (epochs, cells, edges, ops). The 7 rows of an edge are the candidate ops in
+    order (named in the footer); white lines separate edges, whose names label the rows.
+    """
+    epochs, cells, edges, ops = history.shape
+    reductions = set(reduction_cells(cells))
+    rows, cols = _grid(cells, 5)
+    fig = Figure(figsize=(2.6 * cols + 1, 5.2 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+    edge_names = _edge_names()
+    for cell, ax in enumerate(axes[:cells]):
+        # (epochs, edges, ops) -> (edges * ops, epochs): row e * ops + o is edge e, op o.
+        image = history[:, cell].reshape(epochs, edges * ops).T
+        mesh = ax.imshow(
+            image,
+            aspect="auto",
+            interpolation="nearest",
+            vmin=0.0,
+            vmax=1.0,
+            cmap="viridis",
+            extent=(0.5, epochs + 0.5, edges * ops - 0.5, -0.5),
+        )
+        for boundary in range(1, edges):
+            ax.axhline(boundary * ops - 0.5, color="white", linewidth=0.4)
+        kind = "reduction" if cell in reductions else "normal"
+        ax.set_title(f"cell {cell} ({kind})", fontsize="small")
+        ax.set_xlabel("epoch", fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize="x-small")
+    axes[0].set_yticks([e * ops + (ops - 1) / 2 for e in range(edges)], labels=edge_names)
+    for ax in axes[cells:]:
+        ax.set_visible(False)
+    fig.colorbar(mesh, ax=list(axes[:cells]), label="softmax(alpha)", shrink=0.6)
+    ops_text = ", ".join(SHORT_NAMES[o] for o in CANDIDATE_OPS)
+    fig.suptitle(f"Architecture weights during the search (seed {seed})", fontsize="medium")
+    fig.supxlabel(f"rows within an edge, top to bottom: {ops_text}", fontsize="small")
+    return _png(fig, HEATMAP_DPI)

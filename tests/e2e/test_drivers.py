@@ -20,7 +20,27 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
 # Wall-clock fields differ between any two runs; everything else must match exactly.
-TIMING_KEYS = {"search_hours", "train_hours"}
+TIMING_KEYS = {"search_hours", "train_hours", "pretrain_hours"}
+RESULTS = (
+    "main_table.csv",
+    "main_table.md",
+    "label_ratio.csv",
+    "label_ratio.md",
+    "summary.md",
+    "params.yaml",
+    "metrics.json",
+    "label_ratio.png",
+    "training_curves.png",
+    "alpha_heatmap.png",
+)
+FINETUNES = {
+    f"{stage}@0-{arm}-{ratio}"
+    for stage, arm in (
+        ("finetune", "preserved"),
+        ("finetune", "random"),
+    )
+    for ratio in ("0.5", "1.0")
+} | {f"finetune_two_stage@0-{ratio}" for ratio in ("0.5", "1.0")}
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
@@ -44,12 +64,13 @@ def _git_repo(root: Path) -> Path:
 def _results(root: Path) -> dict[str, object]:
     """Genotypes and metrics of a run, timing fields removed."""
     out: dict[str, object] = {}
-    for path in sorted((root / "artifacts" / "search").glob("*/genotype.json")):
+    for path in sorted((root / "artifacts" / "search").glob("*/*/genotype.json")):
         out[str(path.relative_to(root))] = json.loads(path.read_text())
     for path in sorted((root / "metrics").rglob("*.json")):
         data = json.loads(path.read_text())
         out[str(path.relative_to(root))] = {k: v for k, v in data.items() if k not in TIMING_KEYS}
-    out["results/label_ratio.csv"] = (root / "results" / "label_ratio.csv").read_text()
+    for name in ("label_ratio.csv", "label_ratio.md"):
+        out[f"results/{name}"] = (root / "results" / name).read_text()
     return out
 
 
@@ -75,26 +96,35 @@ def test_dvc_repro_writes_every_artifact(dvc_run):
     root, log, results = dvc_run
     assert _stages_run(log) == {
         "prepare",
-        "search",
-        "train",
+        "search@0",
+        "train@0-final",
+        "pretrain@0",
+        "linear_eval@0-0.5",
+        "linear_eval@0-1.0",
         "report",
-        "finetune@preserved-0.5",
-        "finetune@preserved-1.0",
-        "finetune@random-0.5",
-        "finetune@random-1.0",
+        *FINETUNES,
     }
     for name in ("final", "highest_acc", "lowest_loss"):
-        assert (root / "artifacts/search" / name / "supernet.pt").is_file()
-        genotype = json.loads((root / "artifacts/search" / name / "genotype.json").read_text())
-        assert len(genotype["cells"]) == 3
-    for name in ("summary.csv", "summary.md", "label_ratio.csv", "label_ratio.png"):
-        assert (root / "results" / name).stat().st_size > 0
-    summary = (root / "results/summary.csv").read_text().splitlines()
-    assert len(summary) == 1 + 1 + 4  # header, scratch, 2 ratios x 2 inits
-    search = results["metrics/search.json"]
-    assert search["labels_used"] == 0 and 0 <= search["final"]["contrastive_acc"] <= 1
-    assert (root / "live/search/plots/metrics").is_dir()
-    assert (root / "logs/search.log").is_file()
+        snapshot = root / "artifacts/search/seed-0" / name
+        assert (snapshot / "supernet.pt").is_file()
+        assert len(json.loads((snapshot / "genotype.json").read_text())["cells"]) == 3
+    for name in RESULTS:
+        assert (root / "results" / name).stat().st_size > 0, name
+    arms = {line.split(",")[1] for line in results["results/label_ratio.csv"].splitlines()[1:]}
+    assert arms == {
+        "finetune_preserved",
+        "finetune_random",
+        "finetune_two_stage",
+        "linear_preserved",
+        "linear_two_stage",
+    }
+    search = results["metrics/search/seed-0.json"]
+    assert search["labels_used"] == 0 and 0 <= search["final"]["objective_acc"] <= 1
+    for arm in ("preserved", "two_stage"):
+        probe = results[f"metrics/linear_eval/{arm}-1.0-seed-0.json"]
+        assert probe["init"] == arm and 0 <= probe["test_acc"] <= 1
+    assert (root / "live/search/seed-0/plots/metrics").is_dir()
+    assert (root / "logs/search-seed-0.log").is_file()
 
 
 def test_second_dvc_repro_does_nothing(dvc_run):
@@ -110,19 +140,22 @@ def test_snakemake_agrees_with_dvc_and_is_then_up_to_date(dvc_run, snakemake_run
     assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "2"], root)
 
 
+def test_snakemake_report_holds_the_tables_and_plots_with_captions(snakemake_run):
+    root, _, _ = snakemake_run
+    _run(["snakemake", "--report", "report.html", "--cores", "1"], root)
+    html = (root / "report.html").read_text()
+    for name in ("main_table.csv", "label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
+        assert name in html, name
+    assert "reference genotypes" in html  # a caption, rendered
+
+
 def test_changing_a_finetune_param_reruns_only_finetune_and_report(dvc_run, snakemake_run):
     root, _, _ = dvc_run
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["finetune"]["lr"] = 0.07
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _stages_run(_run(["dvc", "repro"], root))
-    assert ran == {
-        "report",
-        "finetune@preserved-0.5",
-        "finetune@preserved-1.0",
-        "finetune@random-0.5",
-        "finetune@random-1.0",
-    }
+    assert ran == {"report", *FINETUNES}
 
 
 def test_snakemake_lint_passes():

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 SSWP = [sys.executable, "-m", "sswp.cli"]
-TIMING = {"search_hours", "train_hours"}
+TIMING = {"search_hours", "train_hours", "pretrain_hours"}
 FINETUNE = ["finetune", "--init", "preserved", "--ratio", "1.0"]
 
 
@@ -43,16 +43,22 @@ def _outputs(root: Path, stage: str) -> dict:
     out: dict = {}
     if stage == "search":
         for snap in ("final", "highest_acc", "lowest_loss"):
-            out[snap] = json.loads((root / f"artifacts/search/{snap}/genotype.json").read_text())
-            state = torch.load(root / f"artifacts/search/{snap}/supernet.pt", weights_only=True)
+            out[snap] = json.loads(
+                (root / f"artifacts/search/seed-0/{snap}/genotype.json").read_text()
+            )
+            state = torch.load(
+                root / f"artifacts/search/seed-0/{snap}/supernet.pt", weights_only=True
+            )
             out[f"{snap}-alphas"] = [
                 v.tolist() for k, v in sorted(state["state_dict"].items()) if k.endswith("alpha")
             ]
-        metrics = root / "metrics/search.json"
+        metrics = root / "metrics/search/seed-0.json"
     else:
-        state = torch.load(root / "artifacts/finetune/preserved-1.0/model.pt", weights_only=True)
+        state = torch.load(
+            root / "artifacts/finetune/preserved-1.0-seed-0/model.pt", weights_only=True
+        )
         out["weights"] = float(sum(v.double().sum() for v in state["state_dict"].values()))
-        metrics = root / "metrics/finetune/preserved-1.0.json"
+        metrics = root / "metrics/finetune/preserved-1.0-seed-0.json"
     out["metrics"] = {k: v for k, v in json.loads(metrics.read_text()).items() if k not in TIMING}
     return out
 

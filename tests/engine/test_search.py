@@ -48,6 +48,8 @@ def test_same_seed_gives_same_genotype_alphas_and_metrics(tiny_params, prepared)
     assert {k: v for k, v in first.metrics.items() if k not in timing} == {
         k: v for k, v in second.metrics.items() if k not in timing
     }
+    assert first.metrics["objective"] == "simclr" and first.metrics["labels_used"] == 0
+    assert set(first.snapshots["final"].metrics) == {"objective_loss", "objective_acc", "epoch"}
     _, other = _search(dataclasses.replace(tiny_params, seed=1), prepared)
     assert not torch.equal(other.alpha_history, first.alpha_history)
 

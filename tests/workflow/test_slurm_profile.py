@@ -30,7 +30,8 @@ BIN = Path(sys.executable).parent
 PROFILE = "workflow/profiles/slurm"
 VERSION = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)[1]
 IMAGE = f"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}"
-GPU_RULES = ("search", "train", "finetune")
+GPU_RULES = ("search", "train", "pretrain", "finetune")
+ONE_GPU_RULES = ("linear_eval",)  # a single process, on a GPU when there is one
 CPU_RULES = ("prepare", "report")
 
 
@@ -88,7 +89,7 @@ def plan(request, tmp_path_factory, repo_copy, default_config):
 
 def test_every_stage_is_planned_with_cluster_resources(plan):
     _, _, jobs = plan
-    assert set(jobs) == set(GPU_RULES + CPU_RULES)
+    assert set(jobs) == set(GPU_RULES + ONE_GPU_RULES + CPU_RULES)
     for rule, planned in jobs.items():
         for job in planned:
             resources = job["resources"]
@@ -102,6 +103,10 @@ def test_gpu_stages_get_runtime_gpus_and_cpu_stages_none(plan):
     for rule in GPU_RULES:
         for job in jobs[rule]:
             assert job["resources"]["gpu"] == gpus
+            assert job["resources"]["slurm_partition"] == "<your-gpu-partition>"
+    for rule in ONE_GPU_RULES:
+        for job in jobs[rule]:
+            assert job["resources"]["gpu"] == 1
             assert job["resources"]["slurm_partition"] == "<your-gpu-partition>"
     for rule in CPU_RULES:
         assert [job["resources"]["gpu"] for job in jobs[rule]] == [0]
@@ -119,6 +124,8 @@ def test_several_gpus_launch_torchrun(plan):
                 assert job["shell"].startswith(f"sswp {rule} ")
     for rule in CPU_RULES:
         assert jobs[rule][0]["shell"].startswith(f"sswp {rule} ")
+    for job in jobs["linear_eval"]:
+        assert job["shell"].startswith("sswp linear-eval ")
 
 
 def test_jobs_run_in_the_sswp_image(plan):
@@ -165,4 +172,4 @@ def test_every_rule_declares_container_log_benchmark_threads_and_resources():
             assert re.search(r'^        "logs/benchmarks/', body, re.M), rule
             if rule in GPU_RULES:
                 assert re.search(r"^    retries: 2\b", body, re.M), rule
-    assert rules == set(GPU_RULES + CPU_RULES)
+    assert rules == set(GPU_RULES + ONE_GPU_RULES + CPU_RULES)

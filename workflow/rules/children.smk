@@ -1,11 +1,11 @@
 rule train:
     input:
         data="data/prepared",
-        search="artifacts/search",
+        search="artifacts/search/seed-{seed}",
         code=code_deps("train"),
     output:
-        artifacts=directory("artifacts/train"),
-        metrics="metrics/train.json",
+        artifacts=directory("artifacts/train/{architecture}-seed-{seed}"),
+        metrics="metrics/train/{architecture}-seed-{seed}.json",
     params:
         file=PARAMS_FILE,
         tracked=stage_params("train"),
@@ -16,21 +16,47 @@ rule train:
     container:
         SSWP_IMAGE
     log:
-        "logs/snakemake/train.log",
+        "logs/snakemake/train-{architecture}-seed-{seed}.log",
     benchmark:
-        "logs/benchmarks/train.tsv"
+        "logs/benchmarks/train-{architecture}-seed-{seed}.tsv"
     shell:
-        f"{SSWP_GPU} train --params {{params.file}} 2> {{log}}"
+        f"{SSWP_GPU} train --params {{params.file}} --seed {{wildcards.seed}}"
+        f" --architecture {{wildcards.architecture}} 2> {{log}}"
+
+
+rule pretrain:
+    input:
+        data="data/prepared",
+        search="artifacts/search/seed-{seed}",
+        code=code_deps("pretrain"),
+    output:
+        artifacts=directory("artifacts/pretrain/seed-{seed}"),
+        metrics="metrics/pretrain/seed-{seed}.json",
+    params:
+        file=PARAMS_FILE,
+        tracked=stage_params("pretrain"),
+    threads: RESOURCES["pretrain"]["cpus_per_task"]
+    resources:
+        **RESOURCES["pretrain"],
+    retries: 2  # each retry resumes from the stage's checkpoint
+    container:
+        SSWP_IMAGE
+    log:
+        "logs/snakemake/pretrain-seed-{seed}.log",
+    benchmark:
+        "logs/benchmarks/pretrain-seed-{seed}.tsv"
+    shell:
+        f"{SSWP_GPU} pretrain --params {{params.file}} --seed {{wildcards.seed}} 2> {{log}}"
 
 
 rule finetune:
     input:
         data="data/prepared",
-        search="artifacts/search",
+        weights=finetune_weights,
         code=code_deps("finetune"),
     output:
-        artifacts=directory("artifacts/finetune/{init}-{ratio}"),
-        metrics="metrics/finetune/{init}-{ratio}.json",
+        artifacts=directory("artifacts/finetune/{init}-{ratio}-seed-{seed}"),
+        metrics="metrics/finetune/{init}-{ratio}-seed-{seed}.json",
     params:
         file=PARAMS_FILE,
         tracked=stage_params("finetune"),
@@ -41,9 +67,37 @@ rule finetune:
     container:
         SSWP_IMAGE
     log:
-        "logs/snakemake/finetune-{init}-{ratio}.log",
+        "logs/snakemake/finetune-{init}-{ratio}-seed-{seed}.log",
     benchmark:
-        "logs/benchmarks/finetune-{init}-{ratio}.tsv"
+        "logs/benchmarks/finetune-{init}-{ratio}-seed-{seed}.tsv"
     shell:
-        f"{SSWP_GPU} finetune --params {{params.file}}"
+        f"{SSWP_GPU} finetune --params {{params.file}} --seed {{wildcards.seed}}"
         f" --init {{wildcards.init}} --ratio {{wildcards.ratio}} 2> {{log}}"
+
+
+rule linear_eval:
+    input:
+        data="data/prepared",
+        search="artifacts/search/seed-{seed}",
+        pretrain="artifacts/pretrain/seed-{seed}",
+        code=code_deps("linear_eval"),
+    output:
+        artifacts=directory("artifacts/linear_eval/{ratio}-seed-{seed}"),
+        metrics=expand(
+            "metrics/linear_eval/{arm}-{{ratio}}-seed-{{seed}}.json", arm=LINEAR_EVAL_ARMS
+        ),
+    params:
+        file=PARAMS_FILE,
+        tracked=stage_params("linear_eval"),
+    threads: RESOURCES["linear_eval"]["cpus_per_task"]
+    resources:
+        **RESOURCES["linear_eval"],
+    container:
+        SSWP_IMAGE
+    log:
+        "logs/snakemake/linear_eval-{ratio}-seed-{seed}.log",
+    benchmark:
+        "logs/benchmarks/linear_eval-{ratio}-seed-{seed}.tsv"
+    shell:
+        "sswp linear-eval --params {params.file} --seed {wildcards.seed}"
+        " --ratio {wildcards.ratio} 2> {log}"

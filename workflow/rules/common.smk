@@ -7,13 +7,16 @@ from snakemake.utils import validate
 validate(config, "../schemas/params.schema.yaml")
 
 DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+SEEDS = list(config["seeds"])
+ARCHITECTURES = list(config["train"]["architectures"])
 RATIOS = [str(float(r)) for r in config["finetune"]["label_ratios"]]
 INITS = list(config["finetune"]["inits"])
+LINEAR_EVAL_ARMS = ["preserved", "two_stage"]
 # Built from docker/Dockerfile; used when Snakemake runs with `--sdm apptainer`.
 # SSWP_IMAGE=/path/to/sswp.sif (built from docker/apptainer.def) runs a local image instead.
 SSWP_IMAGE = os.environ.get("SSWP_IMAGE", "docker://ghcr.io/sswp-pipeline/sswp:0.1.0")
 
-# GPU stages (search, train, finetune) run one process per GPU: with several GPUs torchrun
+# GPU stages (search, train, pretrain, finetune) run one process per GPU: with several GPUs torchrun
 # starts them on this node and sswp picks up its rank from LOCAL_RANK/WORLD_SIZE. Their shell
 # commands start with it through an f-string (runtime.gpus is already a tracked param).
 GPUS = config["runtime"]["gpus"]
@@ -29,19 +32,30 @@ RESOURCES = {
     "prepare": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 30},
     "search": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
     "train": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
+    "pretrain": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
     "finetune": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
+    # One process: features of a frozen backbone, then a linear classifier (minutes on a GPU).
+    "linear_eval": {"gpu": min(GPUS, 1), "cpus_per_task": 2, "mem_mb": 4000, "runtime": 60},
     "report": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 15},
 }
 REPORT_OUTPUTS = [
-    "results/summary.csv",
-    "results/summary.md",
+    "results/main_table.csv",
+    "results/main_table.md",
     "results/label_ratio.csv",
+    "results/label_ratio.md",
+    "results/summary.md",
+    "results/params.yaml",
     "results/label_ratio.png",
+    "results/training_curves.png",
+    "results/alpha_heatmap.png",
+    "results/metrics.json",
 ]
 
 
 wildcard_constraints:
-    init="preserved|random",
+    seed=r"[0-9]+",
+    init="preserved|random|two_stage",
+    architecture="final|highest_acc|lowest_loss|darts_v2|pdarts",
     ratio=r"[0-9]*\.?[0-9]+(e-?[0-9]+)?",
 
 
@@ -85,3 +99,11 @@ def _lookup(key: str):
 def stage_params(stage: str) -> dict:
     """Exactly the params keys dvc.yaml declares for the stage, as Snakemake rerun triggers."""
     return {key: _lookup(key) for key in DVC_STAGES[stage]["params"]}
+
+
+def finetune_weights(wildcards) -> list[str]:
+    """The search's snapshot, plus the pre-trained backbone for the two-stage arm."""
+    weights = [f"artifacts/search/seed-{wildcards.seed}"]
+    if wildcards.init == "two_stage":
+        weights.append(f"artifacts/pretrain/seed-{wildcards.seed}")
+    return weights

@@ -1,16 +1,37 @@
 rule report:
     input:
-        search="metrics/search.json",
-        train="metrics/train.json",
-        finetune=expand("metrics/finetune/{init}-{ratio}.json", init=INITS, ratio=RATIOS),
-        genotypes="artifacts/search",
+        search=expand("metrics/search/seed-{seed}.json", seed=SEEDS),
+        alphas=expand("artifacts/search/seed-{seed}", seed=SEEDS),
+        pretrain=expand("metrics/pretrain/seed-{seed}.json", seed=SEEDS),
+        train=expand(
+            "artifacts/train/{architecture}-seed-{seed}", architecture=ARCHITECTURES, seed=SEEDS
+        ),
+        finetune=expand(
+            "artifacts/finetune/{init}-{ratio}-seed-{seed}",
+            init=[*INITS, "two_stage"],
+            ratio=RATIOS,
+            seed=SEEDS,
+        ),
+        linear_eval=expand("artifacts/linear_eval/{ratio}-seed-{seed}", ratio=RATIOS, seed=SEEDS),
         code=code_deps("report"),
-    # REPORT_OUTPUTS; the tables and the plot also go into `snakemake --report`.
+    # REPORT_OUTPUTS; the tables and plots also go into `snakemake --report`.
     output:
-        report("results/summary.csv", caption="../report/summary.rst", category="Results"),
-        report("results/summary.md", caption="../report/summary.rst", category="Results"),
-        "results/label_ratio.csv",
-        report("results/label_ratio.png", caption="../report/label_ratio.rst", category="Results"),
+        report("results/main_table.csv", caption="../report/main_table.rst", category="Tables"),
+        "results/main_table.md",
+        report("results/label_ratio.csv", caption="../report/label_ratio.rst", category="Tables"),
+        "results/label_ratio.md",
+        report("results/summary.md", caption="../report/summary.rst", category="Tables"),
+        "results/params.yaml",
+        report("results/label_ratio.png", caption="../report/label_ratio.rst", category="Plots"),
+        report(
+            "results/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Plots",
+        ),
+        report(
+            "results/alpha_heatmap.png", caption="../report/alpha_heatmap.rst", category="Plots"
+        ),
+        "results/metrics.json",
     params:
         file=PARAMS_FILE,
         tracked=stage_params("report"),

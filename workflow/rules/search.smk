@@ -24,8 +24,8 @@ rule search:
         data="data/prepared",
         code=code_deps("search"),
     output:
-        artifacts=directory("artifacts/search"),
-        metrics="metrics/search.json",
+        artifacts=directory("artifacts/search/seed-{seed}"),
+        metrics="metrics/search/seed-{seed}.json",
     params:
         file=PARAMS_FILE,
         tracked=stage_params("search"),
@@ -36,8 +36,8 @@ rule search:
     container:
         SSWP_IMAGE
     log:
-        "logs/snakemake/search.log",
+        "logs/snakemake/search-seed-{seed}.log",
     benchmark:
-        "logs/benchmarks/search.tsv"
+        "logs/benchmarks/search-seed-{seed}.tsv"
     shell:
-        f"{SSWP_GPU} search --params {{params.file}} 2> {{log}}"
+        f"{SSWP_GPU} search --params {{params.file}} --seed {{wildcards.seed}} 2> {{log}}"

@@ -1,4 +1,4 @@
-"""The SSWP-NAS search loop: SimCLR weight steps, binary-gate arch steps, progressive pruning."""
+"""The SSWP-NAS search loop: objective weight steps, binary-gate arch steps, progressive pruning."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import Kind, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
-from sswp.engine.distributed import all_gather_with_grad, average_
+from sswp.engine.distributed import average_, sum_scalars
 from sswp.engine.interrupt import StopFlag, halt_if_requested
+from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
 from sswp.engine.phases import SearchSchedule, build_schedule
 from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 from sswp.errors import SswpError
 from sswp.nas.genotype import Genotype
 from sswp.nas.supernet import SuperNet
-from sswp.ssl.simclr import nt_xent
 
 log = logging.getLogger(__name__)
 
@@ -69,78 +69,60 @@ def _skip(batches: Iterator[Any], count: int) -> None:
 
 
 class SearchStepper:
-    """Weight and arch steps of the supernet, the same on 1 process or under DDP.
+    """Weight and arch steps of the supernet under an objective, on 1 process or under DDP.
 
     Under DDP every rank samples the same paths (identically seeded generator, identical
-    alphas), the NT-Xent loss sees the views of all ranks (gathered with gradients, as
-    SimCLR does on several GPUs), weight gradients are averaged by DDP and gate gradients
-    by one all-reduce, so the alphas stay identical on every rank.
+    alphas), DDP wraps the whole objective (supernet and heads) and averages the weight
+    gradients, and gate gradients are averaged by one all-reduce, so the alphas stay
+    identical on every rank. SimCLR's loss sees the views of all ranks (gathered with
+    gradients inside the objective); BYOL's and cross-entropy are per-sample means, which
+    the gradient averaging already makes global.
     """
 
     def __init__(
         self,
-        net: SuperNet,
+        objective: Objective,
         weight_opt: torch.optim.Optimizer,
         arch_opt: torch.optim.Optimizer,
         paths: torch.Generator,
         hw: Hardware,
-        temperature: float,
         grad_clip: float,
     ):
-        self.net, self.weight_opt, self.arch_opt, self.paths, self.hw = (
-            net,
-            weight_opt,
-            arch_opt,
-            paths,
-            hw,
-        )
-        self.temperature, self.grad_clip = temperature, grad_clip
+        self.objective, self.net = objective, objective.net
+        self.weight_opt, self.arch_opt, self.paths, self.hw = weight_opt, arch_opt, paths, hw
+        self.grad_clip = grad_clip
+        self.weight_params = objective.weight_parameters()  # once: thousands of tensors
         self.scaler = hw.grad_scaler()
-        self.forward_module: nn.Module = net
+        self.forward_module: nn.Module = objective
         if hw.dist.enabled:
             device_ids = [hw.device.index] if hw.device.type == "cuda" else None
             # Each step trains one sampled path: the other ops are unused, on every rank alike.
             self.forward_module = DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=True
+                objective, device_ids=device_ids, find_unused_parameters=True
             )
 
-    def contrastive(self, module: nn.Module, views: tuple[torch.Tensor, torch.Tensor]):
-        v1, v2 = (self.hw.images(v) for v in views)
-        with self.hw.autocast():
-            z = module(torch.cat([v1, v2])).float()
-        z1 = all_gather_with_grad(z[: len(v1)], self.hw.dist)
-        z2 = all_gather_with_grad(z[len(v1) :], self.hw.dist)
-        return nt_xent(z1, z2, self.temperature)
-
     def weight_step(
-        self,
-        views: tuple[torch.Tensor, torch.Tensor],
-        drop_skip: float = 0.0,
-        drop_pool: float = 0.0,
+        self, batch: Batch, drop_skip: float = 0.0, drop_pool: float = 0.0
     ) -> tuple[float, float]:
         """SGD on the weights of one sampled path; unsampled ops get no gradient at all."""
         self.net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
-        loss, acc = self.contrastive(self.forward_module, views)
+        loss, acc = self.forward_module(batch)
         self.weight_opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.weight_opt)
-        nn.utils.clip_grad_norm_(self.net.weight_parameters(), self.grad_clip)
+        nn.utils.clip_grad_norm_(self.weight_params, self.grad_clip)
         self.scaler.step(self.weight_opt)
         self.scaler.update()
+        self.objective.after_weight_step()
         return loss.item(), acc.item()
 
-    def arch_step(
-        self,
-        views: tuple[torch.Tensor, torch.Tensor],
-        drop_skip: float = 0.0,
-        drop_pool: float = 0.0,
-    ) -> float:
+    def arch_step(self, batch: Batch, drop_skip: float = 0.0, drop_pool: float = 0.0) -> float:
         """One Adam step on the alphas of unfrozen cells, from binary-gate gradients."""
         net = self.net
         net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
         net.open_gates()
         gates = [edge.gates for cell in net.live_cells() for edge in cell.edges]
-        loss, _ = self.contrastive(net, views)  # no DDP: only gate gradients are needed
+        loss, _ = self.objective(batch)  # no DDP: only gate gradients are needed
         scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
         grads = list(torch.autograd.grad(self.scaler.scale(loss), gates))
         average_(grads, self.hw.dist)
@@ -157,47 +139,35 @@ class SearchStepper:
 
 
 class SearchLoop:
-    """Owns the supernet, its optimisers, the sampling generator and the selection state."""
+    """Owns the supernet, its objective, optimisers, sampling generator and selection state."""
 
     def __init__(self, params: Params, data: ArrayDataset, splits: Splits, norm, hw: Hardware):
         sp = params.search
         self.params, self.sp, self.hw = params, sp, hw
         self.schedule: SearchSchedule = build_schedule(sp)
-        self.net = hw.model(SuperNet(sp.layers, sp.channels, sp.gate_mode))
-        if hw.dist.enabled and params.runtime.sync_bn and hw.device.type == "cuda":
-            nn.SyncBatchNorm.convert_sync_batchnorm(self.net)
-        self.weight_opt = torch.optim.SGD(
-            self.net.weight_parameters(),
-            sp.weight_lr,
-            momentum=sp.weight_momentum,
-            weight_decay=sp.weight_decay,
-        )
-        self.weight_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_opt, sp.epochs)
-        self.arch_opt = torch.optim.Adam(
-            self.net.alphas(), sp.arch_lr, betas=sp.arch_betas, weight_decay=sp.arch_weight_decay
-        )
-        self.paths = torch.Generator().manual_seed(params.seed)
-        self.stepper = SearchStepper(
-            self.net, self.weight_opt, self.arch_opt, self.paths, hw, sp.temperature, sp.grad_clip
-        )
+        self.net = net = SuperNet(sp.layers, sp.channels, sp.gate_mode, stem=sp.stem)
         mean, std = norm
         if sp.batch_size % hw.dist.world_size:
             raise SswpError(
                 f"search.batch_size = {sp.batch_size} does not split over "
                 f"{hw.dist.world_size} processes; use a multiple of runtime.gpus"
             )
+        objective_type = OBJECTIVES[sp.objective]
 
-        def loader(images, labels, indices, seed: int, name: str):
+        def loader(images, labels, indices, seed: int, name: str, kind: Kind):
+            # Plain evaluation reads every test image once; other batches are shuffled and
+            # full, since in-batch negatives and retrieval depend on the batch.
+            sampled = kind != "eval"
             return make_loader(
                 images,
                 labels,
                 indices,
-                "simclr",
+                kind,
                 sp.batch_size // hw.dist.world_size,
                 mean=mean,
                 std=std,
-                shuffle=True,
-                drop_last=True,
+                shuffle=sampled,
+                drop_last=sampled,
                 seed=seed,
                 workers=params.data.workers,
                 name=name,
@@ -209,14 +179,45 @@ class SearchLoop:
                 num_shards=hw.dist.world_size,
             )
 
+        train, test = objective_type.train_kind, objective_type.test_kind
+        x, y = data.train_x, data.train_y
         self.weight_loader = loader(
-            data.train_x, data.train_y, splits.search_weights, params.seed, "search weight"
+            x, y, splits.search_weights, params.seed, "search weight", train
         )
-        self.arch_loader = loader(
-            data.train_x, data.train_y, splits.search_arch, params.seed + 1, "search arch"
-        )
+        self.arch_loader = loader(x, y, splits.search_arch, params.seed + 1, "search arch", train)
         self.test_loader = loader(
-            data.test_x, data.test_y, np.arange(len(data.test_y)), params.seed + 2, "test"
+            data.test_x, data.test_y, np.arange(len(data.test_y)), params.seed + 2, "test", test
+        )
+        self.objective = hw.model(
+            make_objective(
+                sp,
+                net,
+                hw,
+                num_classes=data.num_classes,
+                weight_steps=sp.epochs * len(self.weight_loader),
+            )
+        )
+        if hw.dist.enabled and params.runtime.sync_bn and hw.device.type == "cuda":
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.objective)
+        # Every labelled image of both halves, for the ablation that reads their labels.
+        self.labels_used = (
+            len(splits.search_weights) + len(splits.search_arch)
+            if objective_type.uses_labels
+            else 0
+        )
+        self.weight_opt = torch.optim.SGD(
+            self.objective.weight_parameters(),
+            sp.weight_lr,
+            momentum=sp.weight_momentum,
+            weight_decay=sp.weight_decay,
+        )
+        self.weight_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.weight_opt, sp.epochs)
+        self.arch_opt = torch.optim.Adam(
+            net.alphas(), sp.arch_lr, betas=sp.arch_betas, weight_decay=sp.arch_weight_decay
+        )
+        self.paths = torch.Generator().manual_seed(params.seed)
+        self.stepper = SearchStepper(
+            self.objective, self.weight_opt, self.arch_opt, self.paths, hw, sp.grad_clip
         )
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Snapshot] = {}
@@ -229,7 +230,7 @@ class SearchLoop:
         return {
             "epoch": epoch,
             "step": step,
-            "net": self.net.state_dict(),
+            "objective": self.objective.state_dict(),
             "frozen": [cell.frozen for cell in self.net.cells],
             "weight_opt": self.weight_opt.state_dict(),
             "weight_sched": self.weight_sched.state_dict(),
@@ -244,7 +245,7 @@ class SearchLoop:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
+        self.objective.load_state_dict(state["objective"])
         for cell, frozen in zip(self.net.cells, state["frozen"], strict=True):
             if frozen:
                 cell.freeze()
@@ -264,18 +265,25 @@ class SearchLoop:
     # ----- one epoch -----
     @torch.no_grad()
     def evaluate(self, epoch: int) -> dict[str, float]:
-        """Contrastive loss and top-1 on held-out test images along the argmax path."""
-        self.net.train(False)
+        """The objective's loss and accuracy on held-out test images along the argmax path.
+
+        Summed over every rank's shard, so that every rank keeps the same snapshots.
+        """
+        self.objective.train(False)
         self.net.use_argmax_paths()
         self.test_loader.set_epoch(epoch)
         total_loss = total_acc = count = 0.0
-        for v1, v2, _ in self.test_loader:
-            loss, acc = self.stepper.contrastive(self.net, (v1, v2))
-            total_loss += loss.item() * len(v1)
-            total_acc += acc.item() * len(v1)
-            count += len(v1)
-        self.net.train()
-        return {"contrastive_loss": total_loss / count, "contrastive_acc": total_acc / count}
+        for batch in self.test_loader:
+            loss, acc = self.objective(batch)
+            size = len(batch[0])
+            total_loss += loss.item() * size
+            total_acc += acc.item() * size
+            count += size
+        total_loss, total_acc, count = sum_scalars(
+            [total_loss, total_acc, count], self.hw.dist, self.hw.device
+        )
+        self.objective.train()
+        return {"objective_loss": total_loss / count, "objective_acc": total_acc / count}
 
     def train_epoch(
         self, epoch: int, stop: StopFlag, checkpointer: Checkpointer, resume: dict | None
@@ -292,7 +300,7 @@ class SearchLoop:
                 log.info("epoch %d: froze cell %d", epoch, cell)
         warm = epoch < self.schedule.warmup
         arch_active = not warm and bool(self.net.live_cells())
-        self.net.train()
+        self.objective.train()
         self.weight_loader.set_epoch(epoch)
         self.arch_loader.set_epoch(epoch)
         first = 0
@@ -310,9 +318,9 @@ class SearchLoop:
             total=len(self.weight_loader),
             initial=first,
         )
-        for step, (v1, v2, _) in enumerate(batches, start=first):
+        for step, batch in enumerate(batches, start=first):
             loss, acc = self.stepper.weight_step(
-                (v1, v2),
+                batch,
                 drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
                 drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
             )
@@ -320,9 +328,10 @@ class SearchLoop:
             self.sums["loss"] += loss
             self.sums["acc"] += acc
             if arch_active and (step + 1) % sp.arch_every == 0:
-                a1, a2, _ = next(arch_batches)
                 self.sums["arch_loss"] += self.stepper.arch_step(
-                    (a1, a2), drop_skip=sp.arch_skip_drop_prob, drop_pool=sp.arch_pool_drop_prob
+                    next(arch_batches),
+                    drop_skip=sp.arch_skip_drop_prob,
+                    drop_pool=sp.arch_pool_drop_prob,
                 )
                 self.sums["arch_steps"] += 1
             halt_if_requested(
@@ -350,15 +359,15 @@ class SearchLoop:
         return Snapshot(genotype, state, dict(metrics))
 
     def _keep_best(self, scores: dict[str, float]) -> None:
-        acc, loss = scores["contrastive_acc"], scores["contrastive_loss"]
+        acc, loss = scores["objective_acc"], scores["objective_loss"]
         if (
             "highest_acc" not in self.best
-            or acc > self.best["highest_acc"].metrics["contrastive_acc"]
+            or acc > self.best["highest_acc"].metrics["objective_acc"]
         ):
             self.best["highest_acc"] = self.snapshot(scores)
         if (
             "lowest_loss" not in self.best
-            or loss < self.best["lowest_loss"].metrics["contrastive_loss"]
+            or loss < self.best["lowest_loss"].metrics["objective_loss"]
         ):
             self.best["lowest_loss"] = self.snapshot(scores)
 
@@ -417,7 +426,8 @@ class SearchLoop:
             device=self.hw.device.type,
             processes=self.hw.dist.world_size,
             supernet_params_m=sum(p.numel() for p in self.net.weight_parameters()) / 1e6,
-            labels_used=0,
+            objective=sp.objective,
+            labels_used=self.labels_used,
         )
         return SearchResult(dict(self.best), result_metrics, torch.stack(self.alpha_history))
 

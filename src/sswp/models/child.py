@@ -8,11 +8,12 @@ so inheritance is a prefix-mapped state-dict copy.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sswp.nas.genotype import STEPS, CellGenotype, Genotype, edge_index
 from sswp.nas.ops import CANDIDATE_OPS, FactorizedReduce, Identity, ReLUConvBN, make_op
-from sswp.nas.supernet import STEM_MULTIPLIER, cell_channels, cifar_stem
+from sswp.nas.supernet import cell_channels, make_stem
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -54,14 +55,37 @@ class ChildCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
-class AuxiliaryHead(nn.Module):
-    """Auxiliary classifier on the 8x8 maps after the second reduction (DARTS, CIFAR)."""
+class AuxPool(nn.Module):
+    """DARTS' 5x5 average pool (no padding), falling back to an adaptive 2x2 pool on maps too
+    small to give 2x2 with it.
 
-    def __init__(self, c: int, num_classes: int):
+    At the real sizes (CIFAR 8x8 stride 3, ImageNet 7x7 stride 2) the fixed pool gives 2x2 and
+    is used unchanged; the fallback lets tiny test images (1-6 px maps) reach the 2x2 conv.
+    """
+
+    def __init__(self, stride: int, kernel: int = 5):
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.kernel + self.stride:
+            return F.adaptive_avg_pool2d(x, 2)
+        return F.avg_pool2d(x, self.kernel, self.stride, count_include_pad=False)
+
+
+class AuxiliaryHead(nn.Module):
+    """Auxiliary classifier on the maps after the second reduction (DARTS).
+
+    CIFAR (8x8 maps) pools with stride 3, ImageNet (7x7 maps) with stride 2; both give 2x2,
+    which the 2x2 conv turns into one 768-vector. Unlike DARTS' released ImageNet head, the
+    BN after that conv is kept for both, so the heads differ only in the pool stride.
+    """
+
+    def __init__(self, c: int, num_classes: int, pool_stride: int):
         super().__init__()
         self.features = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.AvgPool2d(5, stride=3, padding=0, count_include_pad=False),
+            AuxPool(pool_stride),
             nn.Conv2d(c, 128, 1, bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=False),
@@ -76,13 +100,23 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
+AUX_POOL_STRIDE = {"cifar": 3, "imagenet": 2}
+
+
 class ChildNetwork(nn.Module):
-    def __init__(self, genotype: Genotype, channels: int, num_classes: int, auxiliary: bool):
+    def __init__(
+        self,
+        genotype: Genotype,
+        channels: int,
+        num_classes: int,
+        auxiliary: bool,
+        stem: str = "cifar",
+    ):
         super().__init__()
         self.genotype = genotype
         self.drop_path_prob = 0.0
-        self.stem = cifar_stem(STEM_MULTIPLIER * channels, affine=True)
-        plan = cell_channels(genotype.layers, channels)
+        self.stem = make_stem(stem, channels, affine=True)
+        plan = cell_channels(genotype.layers, channels, stem)
         self.cells = nn.ModuleList(
             ChildCell(cell_geno, c_pp, c_p, c, reduction_prev)
             for cell_geno, (c_pp, c_p, c, _, reduction_prev) in zip(
@@ -91,13 +125,15 @@ class ChildNetwork(nn.Module):
         )
         self.aux_index = 2 * genotype.layers // 3
         self.auxiliary = (
-            AuxiliaryHead(STEPS * plan[self.aux_index][2], num_classes) if auxiliary else None
+            AuxiliaryHead(STEPS * plan[self.aux_index][2], num_classes, AUX_POOL_STRIDE[stem])
+            if auxiliary
+            else None
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(STEPS * plan[-1][2], num_classes)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        s0 = s1 = self.stem(x)
+        s0, s1 = self.stem(x)
         aux_input = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)

@@ -23,21 +23,77 @@ from sswp.nas.ops import (
 
 STEM_MULTIPLIER = 3
 PROJECTION_DIM = 128
+STEMS = ("cifar", "imagenet")
 
 
-def cifar_stem(c_out: int, affine: bool) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(3, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, affine=affine)
-    )
+class CifarStem(nn.Sequential):
+    """One 3x3 conv + BN at full resolution; both inputs of the first cell are its output.
+
+    A Sequential, so that saved supernets keep their `stem.0` / `stem.1` parameter names.
+    """
+
+    def __init__(self, c_out: int, affine: bool):
+        super().__init__(
+            nn.Conv2d(3, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, affine=affine)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = super().forward(x)
+        return s, s
 
 
-def cell_channels(layers: int, channels: int) -> list[tuple[int, int, int, bool, bool]]:
-    """(c_prev_prev, c_prev, c, reduction, reduction_prev) per cell, as in DARTS."""
-    c_pp = c_p = STEM_MULTIPLIER * channels
+class ImageNetStem(nn.Module):
+    """Three stride-2 3x3 convs (overall stride 8), as in DARTS' NetworkImageNet.
+
+    The first cell gets s0 = stem0(x) (stride 4) and s1 = stem1(s0) (stride 8), hence its
+    preprocess0 is a FactorizedReduce.
+    """
+
+    def __init__(self, c: int, affine: bool):
+        super().__init__()
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(3, c // 2, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c // 2, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+        self.stem1 = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s0 = self.stem0(x)
+        return s0, self.stem1(s0)
+
+
+def make_stem(stem: str, channels: int, affine: bool) -> nn.Module:
+    """The stem for `channels` base channels; its forward returns the first cell's (s0, s1)."""
+    if stem == "cifar":
+        return CifarStem(STEM_MULTIPLIER * channels, affine)
+    if stem == "imagenet":
+        return ImageNetStem(channels, affine)
+    raise ValueError(f"unknown stem {stem!r}, expected one of {STEMS}")
+
+
+def cell_channels(
+    layers: int, channels: int, stem: str = "cifar"
+) -> list[tuple[int, int, int, bool, bool]]:
+    """(c_prev_prev, c_prev, c, reduction, reduction_prev) per cell, as in DARTS.
+
+    The cifar stem outputs 3C channels at full resolution; the imagenet stem outputs C
+    channels for both inputs, s0 at twice s1's resolution (so the first cell reduces s0).
+    """
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}, expected one of {STEMS}")
+    imagenet = stem == "imagenet"
+    c_pp = c_p = channels if imagenet else STEM_MULTIPLIER * channels
     c = channels
     reductions = set(reduction_indices(layers))
     plan = []
-    reduction_prev = False
+    reduction_prev = imagenet
     for i in range(layers):
         reduction = i in reductions
         if reduction:
@@ -47,9 +103,9 @@ def cell_channels(layers: int, channels: int) -> list[tuple[int, int, int, bool,
     return plan
 
 
-def search_space(layers: int, channels: int) -> dict[str, object]:
-    """What a saved supernet must match to be reused: layers, channels and the op list."""
-    return {"layers": layers, "channels": channels, "ops": list(CANDIDATE_OPS)}
+def search_space(layers: int, channels: int, stem: str = "cifar") -> dict[str, object]:
+    """What a saved supernet must match to be reused: layers, channels, stem and the op list."""
+    return {"layers": layers, "channels": channels, "ops": list(CANDIDATE_OPS), "stem": stem}
 
 
 class SearchCell(nn.Module):
@@ -96,22 +152,21 @@ class SearchCell(nn.Module):
 
 
 class SuperNet(nn.Module):
-    def __init__(self, layers: int, channels: int, gate_mode: str = "two"):
+    def __init__(self, layers: int, channels: int, gate_mode: str = "two", stem: str = "cifar"):
         super().__init__()
         self.layers, self.channels, self.gate_mode = layers, channels, gate_mode
-        self.stem = cifar_stem(STEM_MULTIPLIER * channels, affine=False)
-        self.cells = nn.ModuleList(
-            SearchCell(*plan, mode=gate_mode) for plan in cell_channels(layers, channels)
-        )
+        self.stem = make_stem(stem, channels, affine=False)
+        plan = cell_channels(layers, channels, stem)
+        self.cells = nn.ModuleList(SearchCell(*cell, mode=gate_mode) for cell in plan)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        feature_dim = STEPS * cell_channels(layers, channels)[-1][2]
+        feature_dim = STEPS * plan[-1][2]
         self.feature_dim = feature_dim
         self.head = nn.Sequential(
             nn.Linear(feature_dim, feature_dim), nn.ReLU(), nn.Linear(feature_dim, PROJECTION_DIM)
         )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = s1 = self.stem(x)
+        s0, s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return self.pool(s1).flatten(1)

@@ -1,7 +1,13 @@
-"""Shared by train and finetune: build the child network of a search snapshot and train it."""
+"""Shared by the child-network stages: which genotype, which initial weights, which loaders.
+
+train, finetune, pretrain and linear-eval all build the child network of an architecture
+(a search snapshot of one seed, or a reference genotype) and start it from random weights,
+the search's preserved weights, or the two-stage baseline's pre-trained backbone.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,79 +26,228 @@ from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
 from sswp.models.child import ChildNetwork, inherit_weights
 from sswp.nas.genotype import Genotype
+from sswp.nas.reference import REFERENCES, reference_genotype
 from sswp.nas.supernet import search_space
-from sswp.paths import GENOTYPE_FILE, MODEL_FILE, SUPERNET_FILE, snapshot_dir
+from sswp.paths import (
+    GENOTYPE_FILE,
+    HISTORY_FILE,
+    MODEL_FILE,
+    SUPERNET_FILE,
+    artifact_dir,
+    metrics_path,
+    seed_tag,
+    snapshot_dir,
+)
 from sswp.stages.tracked import tracked_params
 
-
-@dataclass(frozen=True)
-class ChildRun:
-    """One supervised run: which stage, which weights, which labels, where results go."""
-
-    stage: str  # "train" or "finetune": the params group and the tracked keys
-    name: str  # run name for logs and live/, e.g. "finetune/preserved-0.1"
-    init: str  # "preserved" or "random"
-    train_indices: np.ndarray
-    out_dir: Path
-    metrics_path: Path
-    extra_metrics: dict[str, Any] = field(default_factory=dict)
+# Heads are new in every run that starts from other weights.
+HEAD_PREFIXES = ("classifier.", "auxiliary.")
 
 
-def load_supernet_state(architecture: str, params: Params) -> dict[str, torch.Tensor]:
-    """The snapshot's supernet weights, checked against this run's search space."""
-    path = snapshot_dir(architecture) / SUPERNET_FILE
+def pretrain_model_path(seed: int) -> Path:
+    return artifact_dir("pretrain", seed_tag(seed)) / MODEL_FILE
+
+
+def genotype_of(params: Params, architecture: str) -> Genotype:
+    """The genotype of a reference architecture, or of this seed's search snapshot."""
+    if architecture in REFERENCES:
+        return reference_genotype(architecture, params.search.layers)
+    path = snapshot_dir(params.seed, architecture) / GENOTYPE_FILE
     if not path.is_file():
-        raise SswpError(f"supernet weights {path} not found; run the search stage first")
+        raise SswpError(f"genotype {path} not found; run `sswp search --seed {params.seed}` first")
+    genotype = Genotype.load(path)
+    if genotype.layers != params.search.layers:
+        raise SswpError(
+            f"genotype {path} has {genotype.layers} cells but search.layers = "
+            f"{params.search.layers}; rerun `sswp search --seed {params.seed}`"
+        )
+    return genotype
+
+
+def input_files(params: Params, architecture: str, init: str) -> dict[str, Path]:
+    """The files a run reads besides the data: their digests key its checkpoint."""
+    files: dict[str, Path] = {}
+    if architecture not in REFERENCES:
+        files["genotype"] = snapshot_dir(params.seed, architecture) / GENOTYPE_FILE
+    if init == "preserved":
+        files["supernet"] = snapshot_dir(params.seed, architecture) / SUPERNET_FILE
+    if init == "two_stage":
+        files["pretrained"] = pretrain_model_path(params.seed)
+    return files
+
+
+def _load_weights(path: Path, rerun: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise SswpError(f"weights {path} not found; run `{rerun}` first")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
         raise SswpError(
-            f"cannot read supernet weights {path} ({type(exc).__name__}); rerun the search stage"
+            f"cannot read weights {path} ({type(exc).__name__}); rerun `{rerun}`"
         ) from exc
-    expected = search_space(params.search.layers, params.search.channels)
-    found = blob.get("search_space") if isinstance(blob, dict) else None
-    if found != expected or not isinstance(blob.get("state_dict"), dict):
+    if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
+        raise SswpError(f"{path} holds no state_dict; rerun `{rerun}`")
+    return blob
+
+
+def load_supernet_state(params: Params, architecture: str) -> dict[str, torch.Tensor]:
+    """The snapshot's supernet weights, checked against this run's search space."""
+    path = snapshot_dir(params.seed, architecture) / SUPERNET_FILE
+    rerun = f"sswp search --seed {params.seed}"
+    blob = _load_weights(path, rerun)
+    sp = params.search
+    expected = search_space(sp.layers, sp.channels, sp.stem)
+    if blob.get("search_space") != expected:
         raise SswpError(
-            f"{path} comes from another search space ({found}); this run expects {expected}: "
-            "rerun the search stage with these params"
+            f"{path} comes from another search space ({blob.get('search_space')}); this run "
+            f"expects {expected}: rerun `{rerun}` with these params"
         )
     return blob["state_dict"]
 
 
-def build_child(
-    params: Params, data: ArrayDataset, sp: SupervisedParams, init: str
-) -> ChildNetwork:
-    genotype = Genotype.load(snapshot_dir(sp.architecture) / GENOTYPE_FILE)
-    if genotype.layers != params.search.layers:
+def load_pretrained_backbone(child: ChildNetwork, seed: int) -> None:
+    """The two-stage baseline's backbone (everything but the heads) into `child`."""
+    path = pretrain_model_path(seed)
+    rerun = f"sswp pretrain --seed {seed}"
+    blob = _load_weights(path, rerun)
+    if blob.get("genotype") != child.genotype.to_json():
+        raise SswpError(f"{path} was pre-trained on another architecture; rerun `{rerun}`")
+    state = child.state_dict()
+    backbone = {k for k in state if not k.startswith(HEAD_PREFIXES)}
+    saved = blob["state_dict"]
+    missing = sorted(backbone - saved.keys())
+    if missing or any(saved[k].shape != state[k].shape for k in backbone):
         raise SswpError(
-            f"genotype of snapshot {sp.architecture!r} has {genotype.layers} cells but "
-            f"search.layers = {params.search.layers}; rerun the search stage"
+            f"{path} does not fit this network ({len(missing)} missing); rerun `{rerun}`"
+        )
+    state.update({k: saved[k] for k in backbone})
+    child.load_state_dict(state)
+
+
+def build_child(
+    params: Params, num_classes: int, architecture: str, init: str, auxiliary: bool
+) -> ChildNetwork:
+    """The child network of `architecture` for params.seed, started from `init` weights."""
+    if init != "random" and architecture in REFERENCES:
+        raise SswpError(
+            f"reference architecture {architecture!r} has no {init} weights; "
+            "use a search snapshot (final, highest_acc, lowest_loss) or init random"
         )
     model = ChildNetwork(
-        genotype, params.search.channels, data.num_classes, auxiliary=sp.auxiliary_weight > 0
+        genotype_of(params, architecture),
+        params.search.channels,
+        num_classes,
+        auxiliary=auxiliary,
+        stem=params.search.stem,
     )
     if init == "preserved":
-        inherit_weights(model, load_supernet_state(sp.architecture, params))
+        inherit_weights(model, load_supernet_state(params, architecture))
+    elif init == "two_stage":
+        load_pretrained_backbone(model, params.seed)
     return model
 
 
-def _checkpointer(
-    params: Params, manifest: dict[str, Any], run: ChildRun, sp: SupervisedParams, writer: bool
+def loader_options(
+    params: Params, data: ArrayDataset, manifest: dict[str, Any], hw: Hardware, batch_key: str
+) -> dict[str, Any]:
+    """make_loader's keywords every child stage shares; batch_key names the batch size param."""
+    group, key = batch_key.split(".")
+    batch_size = getattr(getattr(params, group), key)
+    if batch_size % hw.dist.world_size:
+        raise SswpError(
+            f"{batch_key} = {batch_size} does not split over {hw.dist.world_size} processes; "
+            "use a multiple of runtime.gpus"
+        )
+    mean, std = normalization(manifest)
+    return dict(
+        batch_size=batch_size // hw.dist.world_size,
+        mean=mean,
+        std=std,
+        seed=params.seed,
+        workers=params.data.workers,
+        batch_key=batch_key,
+        image_size=data.image_size,
+        loader=params.data.loader,
+        device=hw.device,
+        shard_id=hw.dist.rank,
+        num_shards=hw.dist.world_size,
+    )
+
+
+def test_loader(data: ArrayDataset, options: dict[str, Any]):
+    """Every test image once, in order, without augmentation."""
+    return make_loader(
+        data.test_x,
+        data.test_y,
+        np.arange(len(data.test_y)),
+        "eval",
+        shuffle=False,
+        drop_last=False,
+        name="test",
+        **options,
+    )
+
+
+def run_checkpointer(
+    params: Params,
+    manifest: dict[str, Any],
+    stage: str,
+    tag: str,
+    inputs: dict[str, Path],
+    writer: bool,
+    **extra: Any,
 ) -> Checkpointer:
-    snapshot = snapshot_dir(sp.architecture)
+    """A run's checkpoint, keyed by its tracked params, seed, data and input files."""
     return Checkpointer(
-        run.name,
+        f"{stage}/{tag}",
         {
-            "params": tracked_params(params, run.stage),
-            "init": run.init,
-            "labelled": run.train_indices.tolist(),
+            "params": tracked_params(params, stage),
+            "seed": params.seed,
             "data": manifest["sha256"],
-            "genotype": file_digest(snapshot / GENOTYPE_FILE),
-            "supernet": file_digest(snapshot / SUPERNET_FILE),
+            **{name: file_digest(path) for name, path in inputs.items()},
+            **extra,
         },
         keep_old=params.runtime.keep_checkpoints,
         writer=writer,
     )
+
+
+def save_run(
+    out_dir: Path,
+    model: ChildNetwork,
+    history: list[dict[str, float]],
+    metrics_file: Path,
+    metrics: dict[str, Any],
+) -> None:
+    """The model and its per-epoch history (staged, swapped in whole), then the metrics."""
+    with atomic.staged_dir(out_dir) as tmp:
+        torch.save(
+            {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
+            tmp / MODEL_FILE,
+        )
+        (tmp / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
+    atomic.write_json(metrics_file, metrics)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One supervised run: which stage, architecture and weights, which labels."""
+
+    stage: str  # "train", "finetune" or "finetune_two_stage": the params group and tracked keys
+    tag: str  # e.g. "final-seed-0", "preserved-0.1-seed-0"
+    architecture: str
+    init: str  # "random", "preserved" or "two_stage"
+    train_indices: np.ndarray
+    extra_metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        """The params group and output folder: two-stage finetunes are finetunes."""
+        return "train" if self.stage == "train" else "finetune"
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/{self.tag}"
 
 
 def fit_and_save(
@@ -102,26 +257,8 @@ def fit_and_save(
     run: ChildRun,
     hw: Hardware,
 ) -> None:
-    sp: SupervisedParams = getattr(params, run.stage)
-    if sp.batch_size % hw.dist.world_size:
-        raise SswpError(
-            f"{run.stage}.batch_size = {sp.batch_size} does not split over "
-            f"{hw.dist.world_size} processes; use a multiple of runtime.gpus"
-        )
-    mean, std = normalization(manifest)
-    common = dict(
-        batch_size=sp.batch_size // hw.dist.world_size,
-        mean=mean,
-        std=std,
-        seed=params.seed,
-        workers=params.data.workers,
-        batch_key=f"{run.stage}.batch_size",
-        image_size=data.image_size,
-        loader=params.data.loader,
-        device=hw.device,
-        shard_id=hw.dist.rank,
-        num_shards=hw.dist.world_size,
-    )
+    sp: SupervisedParams = getattr(params, run.group)
+    options = loader_options(params, data, manifest, hw, f"{run.group}.batch_size")
     train_loader = make_loader(
         data.train_x,
         data.train_y,
@@ -131,21 +268,25 @@ def fit_and_save(
         shuffle=True,
         drop_last=True,
         name=f"{run.name} training",
-        **common,
+        **options,
     )
-    test_loader = make_loader(
-        data.test_x,
-        data.test_y,
-        np.arange(len(data.test_y)),
-        "eval",
-        shuffle=False,
-        drop_last=False,
-        name="test",
-        **common,
+    model = hw.model(
+        build_child(params, data.num_classes, run.architecture, run.init, sp.auxiliary_weight > 0)
     )
-    model = hw.model(build_child(params, data, sp, run.init))
-    checkpointer = _checkpointer(params, manifest, run, sp, hw.dist.is_main)
-    loop = SupervisedLoop(model, train_loader, test_loader, sp, params.runtime, hw, run.name)
+    checkpointer = run_checkpointer(
+        params,
+        manifest,
+        run.stage,
+        run.tag,
+        input_files(params, run.architecture, run.init),
+        hw.dist.is_main,
+        init=run.init,
+        architecture=run.architecture,
+        labelled=run.train_indices.tolist(),
+    )
+    loop = SupervisedLoop(
+        model, train_loader, test_loader(data, options), sp, params.runtime, hw, run.name
+    )
     metric_logger = MetricLogger(run.name, enabled=hw.dist.is_main)
     try:
         with stop_on_signals() as stop:
@@ -154,11 +295,12 @@ def fit_and_save(
         metric_logger.close()
     if not hw.dist.is_main:
         return
-    metrics.update(run.extra_metrics)
-    with atomic.staged_dir(run.out_dir) as tmp:
-        torch.save(
-            {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
-            tmp / MODEL_FILE,
-        )
-    atomic.write_json(run.metrics_path, metrics)
+    metrics.update(architecture=run.architecture, seed=params.seed, **run.extra_metrics)
+    save_run(
+        artifact_dir(run.group, run.tag),
+        model,
+        loop.history,
+        metrics_path(run.group, run.tag),
+        metrics,
+    )
     checkpointer.clear()

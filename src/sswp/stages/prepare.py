@@ -35,9 +35,9 @@ def keep_subset(ds: ArrayDataset, fraction: float, seed: int) -> ArrayDataset:
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    ds = keep_subset(load_raw(params.data), params.data.subset, params.seed)
+    ds = keep_subset(load_raw(params.data), params.data.subset, params.data.split_seed)
     with staged_dir(PREPARED_DIR) as tmp:
-        splits = write_prepared(ds, tmp, params.seed)
+        splits = write_prepared(ds, tmp, params.data.split_seed)
     per_class = np.bincount(ds.train_y, minlength=ds.num_classes)
     log.info(
         "prepared %s: %d train (%d-%d per class), %d test, %d classes, %dx%d %s; "
@@ -53,6 +53,6 @@ def run(params: Params, args: argparse.Namespace) -> None:
         f"crops of the image files in {ds.root}" if ds.is_files else "images",
         len(splits.search_weights),
         len(splits.search_arch),
-        params.seed,
+        params.data.split_seed,
         PREPARED_DIR,
     )

@@ -1,10 +1,9 @@
-"""`sswp search`: self-supervised search; writes the genotype and supernet of each snapshot."""
+"""`sswp search`: the architecture search of one seed; writes each snapshot's genotype and
+supernet weights, and the alphas' history."""
 
 from __future__ import annotations
 
 import argparse
-
-import torch
 
 from sswp import atomic
 from sswp.config import Params
@@ -15,27 +14,32 @@ from sswp.engine.runtime import MetricLogger, setup
 from sswp.engine.search import SearchLoop
 from sswp.nas.supernet import search_space
 from sswp.paths import (
+    ALPHA_HISTORY_FILE,
     GENOTYPE_FILE,
-    METRICS_DIR,
     PREPARED_DIR,
-    SEARCH_DIR,
     SPLITS_FILE,
     SUPERNET_FILE,
+    metrics_path,
+    search_dir,
+    seed_tag,
 )
+from sswp.stages.seeds import add_seed_argument
 from sswp.stages.tracked import tracked_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """search takes everything from params.yaml."""
+    add_seed_argument(parser)
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
+    tag = seed_tag(params.seed)
     hw = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
     checkpointer = Checkpointer(
-        "search",
+        f"search/{tag}",
         {
             "params": tracked_params(params, "search"),
+            "seed": params.seed,
             "data": manifest["sha256"],
             "splits": file_digest(PREPARED_DIR / SPLITS_FILE),
         },
@@ -43,7 +47,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         writer=hw.dist.is_main,
     )
     loop = SearchLoop(params, data, splits, normalization(manifest), hw)
-    metric_logger = MetricLogger("search", enabled=hw.dist.is_main)
+    metric_logger = MetricLogger(f"search/{tag}", enabled=hw.dist.is_main)
     try:
         with stop_on_signals() as stop:
             result = loop.run(metric_logger, checkpointer, stop)
@@ -51,16 +55,15 @@ def run(params: Params, args: argparse.Namespace) -> None:
         metric_logger.close()
     if not hw.dist.is_main:
         return
-    with atomic.staged_dir(SEARCH_DIR) as out:
+    sp = params.search
+    space = search_space(sp.layers, sp.channels, sp.stem)
+    with atomic.staged_dir(search_dir(params.seed)) as out:
         for name, snap in result.snapshots.items():
             snap.genotype.save(out / name / GENOTYPE_FILE)
             atomic.torch_save(
                 out / name / SUPERNET_FILE,
-                {
-                    "search_space": search_space(params.search.layers, params.search.channels),
-                    "state_dict": snap.state_dict,
-                },
+                {"search_space": space, "state_dict": snap.state_dict},
             )
-        torch.save(result.alpha_history, out / "alpha_history.pt")
-    atomic.write_json(METRICS_DIR / "search.json", result.metrics)
+        atomic.torch_save(out / ALPHA_HISTORY_FILE, result.alpha_history)
+    atomic.write_json(metrics_path("search", tag), {**result.metrics, "seed": params.seed})
     checkpointer.clear()

@@ -11,7 +11,6 @@ from typing import Any
 from sswp.config import Params
 
 _SUPERVISED = (
-    "architecture",
     "epochs",
     "batch_size",
     "lr",
@@ -22,9 +21,11 @@ _SUPERVISED = (
     "auxiliary_weight",
     "drop_path",
     "grad_clip",
+    "label_smoothing",
 )
+# The seed is not here: each run's seed is in its command (`--seed`), so adding a seed to
+# `seeds` runs the new seed's stages and leaves the others alone.
 _RUN = (
-    "seed",
     "runtime.device",
     "runtime.gpus",
     "runtime.threads",
@@ -34,18 +35,26 @@ _RUN = (
     "data.loader",
     "data.workers",
 )
+_CHILD = (*_RUN, "search.layers", "search.channels", "search.stem")
+_FINETUNE = (*_CHILD, "finetune.architecture", *(f"finetune.{key}" for key in _SUPERVISED))
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "prepare": ("seed", "data.dataset", "data.path", "data.image_size", "data.subset"),
+    "prepare": ("data.split_seed", "data.dataset", "data.path", "data.image_size", "data.subset"),
     "search": (*_RUN, "search"),
-    "train": (*_RUN, "search.layers", "search.channels", "train"),
-    "finetune": (
-        *_RUN,
-        "search.layers",
-        "search.channels",
-        *(f"finetune.{key}" for key in _SUPERVISED),
+    "train": (*_CHILD, *(f"train.{key}" for key in _SUPERVISED)),
+    "pretrain": (*_CHILD, "finetune.architecture", "pretrain"),
+    "finetune": _FINETUNE,
+    "finetune_two_stage": _FINETUNE,
+    "linear_eval": (*_CHILD, "finetune.architecture", "linear_eval"),
+    "report": (
+        "data.dataset",
+        "seeds",
+        "search.objective",
+        "train.architectures",
+        "finetune.architecture",
+        "finetune.inits",
+        "finetune.label_ratios",
     ),
-    "report": ("data.dataset", "finetune.inits", "finetune.label_ratios"),
 }
 
 

@@ -1,4 +1,4 @@
-"""`sswp train`: train the searched architecture from scratch on all labels."""
+"""`sswp train`: train an architecture from scratch on all labels (a snapshot or a reference)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,33 @@ import numpy as np
 from sswp.config import Params
 from sswp.data.datasets import load_prepared
 from sswp.engine.runtime import setup
-from sswp.paths import METRICS_DIR, TRAIN_DIR
+from sswp.nas.reference import REFERENCES
+from sswp.paths import SNAPSHOTS, train_tag
 from sswp.stages.children import ChildRun, fit_and_save
+from sswp.stages.seeds import add_seed_argument
+
+ARCHITECTURES = (*SNAPSHOTS, *REFERENCES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """train takes everything from params.yaml."""
+    add_seed_argument(parser)
+    parser.add_argument(
+        "--architecture",
+        choices=ARCHITECTURES,
+        help="a search snapshot or a reference genotype (default: the first of "
+        "train.architectures)",
+    )
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
+    architecture = args.architecture or params.train.architectures[0]
     hw = setup(params.runtime, params.seed)
     data, _, manifest = load_prepared()
     child_run = ChildRun(
         stage="train",
-        name="train",
+        tag=train_tag(architecture, params.seed),
+        architecture=architecture,
         init="random",
         train_indices=np.arange(len(data.train_y)),
-        out_dir=TRAIN_DIR,
-        metrics_path=METRICS_DIR / "train.json",
-        extra_metrics={"architecture": params.train.architecture},
     )
     fit_and_save(params, data, manifest, child_run, hw)

@@ -1,0 +1,133 @@
+"""Compare two runs' results: which params differ and how every reported metric moved.
+
+It reads only the params.yaml and metrics.json that `sswp report` writes into results/, so
+it is light (no torch) and works on any two result folders, wherever they were made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sswp.errors import SswpError
+from sswp.paths import RESULTS_DIR
+
+METRICS_FILE = "metrics.json"
+PARAMS_FILE = "params.yaml"
+ABSENT = "—"
+_NOTHING = object()
+
+
+def results_folder(path: Path) -> Path:
+    """`path` itself if it holds the report's metrics, else its results/ folder if it has one."""
+    if not path.is_dir():
+        raise SswpError(f"{path} is not a folder; give a results/ folder or a run folder")
+    nested = path / RESULTS_DIR
+    return nested if not (path / METRICS_FILE).is_file() and nested.is_dir() else path
+
+
+def _read(path: Path, parse: Any, kind: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise SswpError(f"{path} not found; run `sswp report` in that run first")
+    try:
+        data = parse(path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise SswpError(f"{path} is not valid {kind} ({reason}); rerun `sswp report`") from exc
+    if not isinstance(data, dict):
+        raise SswpError(f"{path} is not a {kind} mapping; rerun `sswp report`")
+    return data
+
+
+def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One side's params and metrics, from a results/ folder or the run folder holding it."""
+    folder = results_folder(path)
+    params = _read(folder / PARAMS_FILE, yaml.safe_load, "YAML")
+    metrics = _read(folder / METRICS_FILE, json.loads, "JSON")
+    return params, metrics
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys (`search.epochs`), the form DVC shows; lists are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def value_text(value: Any) -> str:
+    """A value as YAML/JSON would show it, floats to 6 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cell(side: Mapping[str, Any], key: str) -> str:
+    return value_text(side[key]) if key in side else ABSENT
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, indented, without trailing blanks."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def params_section(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The flattened params whose values differ, or that only one side has."""
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _NOTHING) != b.get(k, _NOTHING))
+    if not keys:
+        return ["Params: identical"]
+    rows = [[k, _cell(a, k), _cell(b, k)] for k in keys]
+    return [f"Params that differ ({len(keys)}):", *text_table(["key", "A", "B"], rows)]
+
+
+def metric_status(a: Mapping[str, Any], b: Mapping[str, Any], key: str) -> str:
+    if key not in b:
+        return "only in A"
+    if key not in a:
+        return "only in B"
+    return "changed" if a[key] != b[key] else ""
+
+
+def metrics_section(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Every flattened metric with A, B and B-A (for two numbers) and whether it moved."""
+    rows = []
+    for key in sorted(a.keys() | b.keys()):
+        numbers = _is_number(a.get(key)) and _is_number(b.get(key))
+        delta = f"{b[key] - a[key]:+.6g}" if numbers else ""
+        rows.append([key, _cell(a, key), _cell(b, key), delta, metric_status(a, b, key)])
+    moved = sum(1 for r in rows if r[-1])
+    title = f"Metrics ({len(rows)}, {moved} changed or on one side only):"
+    return [title, *text_table(["key", "A", "B", "B-A", ""], rows)]
+
+
+def compare_runs(a: Path, b: Path) -> str:
+    """The text of `sswp compare RUN_A RUN_B`: the params that differ, then every metric."""
+    params_a, metrics_a = read_run(Path(a))
+    params_b, metrics_b = read_run(Path(b))
+    lines = [
+        f"A: {results_folder(Path(a))}",
+        f"B: {results_folder(Path(b))}",
+        "",
+        *params_section(flatten(params_a), flatten(params_b)),
+        "",
+        *metrics_section(flatten(metrics_a), flatten(metrics_b)),
+    ]
+    return "\n".join(lines) + "\n"

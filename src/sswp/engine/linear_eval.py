@@ -1,0 +1,83 @@
+"""Linear evaluation: a linear classifier on the frozen backbone's pooled features.
+
+The backbone never changes, so its features are computed once per image (no augmentation,
+BatchNorm in eval mode) and the classifier is trained on them directly: seconds instead
+of a full training run, and the same protocol for preserved and two-stage weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sswp.config import LinearEvalParams
+from sswp.engine.runtime import Hardware
+from sswp.models.child import ChildNetwork
+
+
+@torch.no_grad()
+def extract_features(
+    backbone: ChildNetwork, loader, hw: Hardware
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features (N, d) in float32 on the CPU, and their labels, in loader order."""
+    backbone.train(False)
+    features, labels = [], []
+    for images, batch_labels in loader:
+        with hw.autocast():
+            pooled, _ = backbone.features(hw.images(images))
+        features.append(pooled.float().cpu())
+        labels.append(batch_labels.cpu())
+    return torch.cat(features), torch.cat(labels)
+
+
+class LinearProbe(nn.Module):
+    """Standardise with the training features' statistics, then one linear layer."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, num_classes: int):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.linear = nn.Linear(len(mean), num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear((features - self.mean) / self.std)
+
+
+def fit_probe(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    lp: LinearEvalParams,
+    seed: int,
+) -> tuple[LinearProbe, list[dict[str, float]]]:
+    """SGD (momentum 0.9, cosine lr) on shuffled mini-batches; returns the probe and history."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the linear layer's init
+    std = features.std(dim=0, unbiased=False).clamp_min(1e-6)
+    probe = LinearProbe(features.mean(dim=0), std, num_classes)
+    opt = torch.optim.SGD(probe.parameters(), lp.lr, momentum=0.9, weight_decay=lp.weight_decay)
+    steps_per_epoch = math.ceil(len(labels) / lp.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, lp.epochs * steps_per_epoch)
+    history = []
+    for _ in range(lp.epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        loss_sum = correct = 0.0
+        for batch in order.split(lp.batch_size):
+            logits = probe(features[batch])
+            loss = F.cross_entropy(logits, labels[batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item() * len(batch)
+            correct += (logits.argmax(1) == labels[batch]).sum().item()
+        history.append({"train_loss": loss_sum / len(labels), "train_acc": correct / len(labels)})
+    return probe, history
+
+
+@torch.no_grad()
+def probe_accuracy(probe: LinearProbe, features: torch.Tensor, labels: torch.Tensor) -> float:
+    return (probe(features).argmax(1) == labels).float().mean().item()

@@ -1,0 +1,117 @@
+"""The two-stage baseline's first stage: SimCLR pre-training of the derived network.
+
+The child network (from random init) gets a SimCLR projection head on its pooled features
+and is trained with NT-Xent on two views of every training image, labels unused. Its
+backbone weights then initialise the `two_stage` finetune and linear evaluation, which is
+what the paper compares the preserved weights against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from sswp.config import PretrainParams, RuntimeParams
+from sswp.engine.distributed import all_gather_with_grad, sum_scalars
+from sswp.engine.epochs import EpochLoop, Stateful, warmup_cosine
+from sswp.engine.runtime import Hardware
+from sswp.models.child import ChildNetwork
+from sswp.ssl.simclr import nt_xent
+
+PROJECTION_DIM = 128
+
+
+class ContrastiveChild(nn.Module):
+    """A child network's backbone with a SimCLR projection head (Linear d-d, ReLU, Linear)."""
+
+    def __init__(self, child: ChildNetwork):
+        super().__init__()
+        self.child = child
+        dim = child.classifier.in_features
+        self.projector = nn.Sequential(
+            nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, PROJECTION_DIM)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled, _ = self.child.features(x)
+        return self.projector(pooled)
+
+    def parameters_to_train(self) -> list[nn.Parameter]:
+        """Backbone and projector: the child's classifier and auxiliary head get no loss."""
+        heads = {id(p) for p in self.child.classifier.parameters()}
+        if self.child.auxiliary is not None:
+            heads |= {id(p) for p in self.child.auxiliary.parameters()}
+        return [p for p in self.parameters() if id(p) not in heads]
+
+
+class PretrainLoop(EpochLoop):
+    """SGD with warm-up + cosine on NT-Xent, gathered over DDP ranks as SimCLR does."""
+
+    def __init__(
+        self,
+        model: ContrastiveChild,
+        train_loader,
+        pp: PretrainParams,
+        runtime: RuntimeParams,
+        hw: Hardware,
+        name: str,
+    ):
+        super().__init__(
+            name, pp.epochs, train_loader, runtime, hw, {"loss": 0.0, "correct": 0.0, "count": 0.0}
+        )
+        self.model, self.pp = model, pp
+        self.trainable = model.parameters_to_train()
+        self.forward_module: nn.Module = model
+        if hw.dist.enabled:
+            device_ids = [hw.device.index] if hw.device.type == "cuda" else None
+            self.forward_module = DistributedDataParallel(
+                model, device_ids=device_ids, find_unused_parameters=True
+            )
+        self.scaler = hw.grad_scaler()
+        self.opt = torch.optim.SGD(
+            self.trainable, pp.lr, momentum=pp.momentum, weight_decay=pp.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda e: warmup_cosine(e, pp.warmup_epochs, pp.epochs)
+        )
+
+    def stateful(self) -> dict[str, Stateful]:
+        return {"model": self.model, "opt": self.opt, "sched": self.sched}
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.model.train()
+
+    def current_lr(self) -> float:
+        return self.sched.get_last_lr()[0]
+
+    def scheduler_step(self) -> None:
+        self.sched.step()
+
+    def train_step(self, batch: Any) -> None:
+        v1, v2, _ = batch
+        v1, v2 = self.hw.images(v1), self.hw.images(v2)
+        with self.hw.autocast():
+            z = self.forward_module(torch.cat([v1, v2])).float()
+        z1 = all_gather_with_grad(z[: len(v1)], self.hw.dist)
+        z2 = all_gather_with_grad(z[len(v1) :], self.hw.dist)
+        loss, acc = nt_xent(z1, z2, self.pp.temperature)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        nn.utils.clip_grad_norm_(self.trainable, self.pp.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        # Every rank holds the same loss over the gathered views; weighting by the local
+        # batch and summing over ranks in end_epoch averages it back to that value.
+        self.sums["loss"] += loss.item() * len(v1)
+        self.sums["correct"] += acc.item() * len(v1)
+        self.sums["count"] += len(v1)
+
+    def end_epoch(self, epoch: int, sums: dict[str, float], lr: float) -> dict[str, float]:
+        loss, correct, count = sum_scalars(
+            [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device
+        )
+        return {"objective_loss": loss / count, "objective_acc": correct / count, "lr": lr}

@@ -1,0 +1,81 @@
+"""`sswp pretrain`: the two-stage baseline's SimCLR pre-training of finetune.architecture.
+
+Random init, every training image, labels unused; the backbone it leaves in
+artifacts/pretrain/seed-S/ initialises `sswp finetune --init two_stage` and
+`sswp linear-eval`'s two-stage arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from sswp.config import Params
+from sswp.data.datasets import load_prepared
+from sswp.data.loaders import make_loader
+from sswp.engine.interrupt import stop_on_signals
+from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
+from sswp.engine.runtime import MetricLogger, setup
+from sswp.paths import artifact_dir, metrics_path, seed_tag
+from sswp.stages.children import (
+    build_child,
+    input_files,
+    loader_options,
+    run_checkpointer,
+    save_run,
+)
+from sswp.stages.seeds import add_seed_argument
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_seed_argument(parser)
+
+
+def run(params: Params, args: argparse.Namespace) -> None:
+    tag = seed_tag(params.seed)
+    name = f"pretrain/{tag}"
+    architecture = params.finetune.architecture
+    hw = setup(params.runtime, params.seed)
+    data, _, manifest = load_prepared()
+    options = loader_options(params, data, manifest, hw, "pretrain.batch_size")
+    train_loader = make_loader(
+        data.train_x,
+        data.train_y,
+        np.arange(len(data.train_y)),
+        "simclr",
+        shuffle=True,
+        drop_last=True,
+        name=f"{name} training",
+        **options,
+    )
+    child = build_child(params, data.num_classes, architecture, "random", auxiliary=False)
+    model = hw.model(ContrastiveChild(child))
+    checkpointer = run_checkpointer(
+        params,
+        manifest,
+        "pretrain",
+        tag,
+        input_files(params, architecture, "random"),
+        hw.dist.is_main,
+    )
+    loop = PretrainLoop(model, train_loader, params.pretrain, params.runtime, hw, name)
+    metric_logger = MetricLogger(name, enabled=hw.dist.is_main)
+    try:
+        with stop_on_signals() as stop:
+            history = loop.run(metric_logger, checkpointer, stop)
+    finally:
+        metric_logger.close()
+    if not hw.dist.is_main:
+        return
+    final = history[-1]
+    metrics = {
+        "objective_loss": final["objective_loss"],
+        "objective_acc": final["objective_acc"],
+        "pretrain_hours": loop.clock.hours(),
+        "params_m": sum(p.numel() for p in loop.trainable) / 1e6,
+        "architecture": architecture,
+        "seed": params.seed,
+    }
+    save_run(artifact_dir("pretrain", tag), child, history, metrics_path("pretrain", tag), metrics)
+    checkpointer.clear()

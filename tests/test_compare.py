@@ -1,0 +1,127 @@
+"""`compare_runs` on two hand-made result folders: exact diff text and one-line failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sswp.compare import compare_runs, flatten
+from sswp.errors import SswpError
+
+PARAMS_A = {
+    "seeds": [0, 1],
+    "search": {"epochs": 8, "objective": "simclr", "phases": {"warmup": 0.25}},
+    "data": {"dataset": "digits"},
+}
+PARAMS_B = {
+    "seeds": [0],
+    "search": {"epochs": 16, "objective": "simclr", "phases": {"warmup": 0.25}},
+    "data": {"dataset": "digits"},
+    "linear_eval": {"epochs": 30},
+}
+METRICS_A = {
+    "main": {
+        "final": {"test_error_mean": 15.0, "test_error_std": 7.07, "params_m": 0.1237},
+    },
+    "label_ratio": {"finetune_preserved": {"10%": {"mean": 75.0, "std": 7.07}}},
+}
+METRICS_B = {
+    "main": {
+        "final": {"test_error_mean": 12.5, "params_m": 0.1237, "search_hours": 0.75},
+    },
+    "label_ratio": {"finetune_preserved": {"10%": {"mean": 75.25, "std": 7.07}}},
+}
+
+
+def _results(folder: Path, params: dict, metrics: dict) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=True))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+@pytest.fixture
+def runs(tmp_path) -> tuple[Path, Path]:
+    """A: a results/ folder given directly; B: a run folder that holds its results/."""
+    a = _results(tmp_path / "a" / "results", PARAMS_A, METRICS_A)
+    _results(tmp_path / "b" / "results", PARAMS_B, METRICS_B)
+    return a, tmp_path / "b"
+
+
+def test_compare_exact_text(runs):
+    a, b = runs
+    assert compare_runs(a, b) == "\n".join(
+        [
+            f"A: {a}",
+            f"B: {b / 'results'}",
+            "",
+            "Params that differ (3):",
+            "  key                 A       B",
+            "  linear_eval.epochs  —       30",
+            "  search.epochs       8       16",
+            "  seeds               [0, 1]  [0]",
+            "",
+            "Metrics (6, 4 changed or on one side only):",
+            "  key                                      A       B       B-A",
+            "  label_ratio.finetune_preserved.10%.mean  75      75.25   +0.25  changed",
+            "  label_ratio.finetune_preserved.10%.std   7.07    7.07    +0",
+            "  main.final.params_m                      0.1237  0.1237  +0",
+            "  main.final.search_hours                  —       0.75           only in B",
+            "  main.final.test_error_mean               15      12.5    -2.5   changed",
+            "  main.final.test_error_std                7.07    —              only in A",
+            "",
+        ]
+    )
+
+
+def test_identical_runs(runs):
+    a, _ = runs
+    text = compare_runs(a, a.parent)
+    assert "Params: identical\n" in text
+    assert "Metrics (5, 0 changed or on one side only):\n" in text
+    assert "  main.final.params_m                      0.1237  0.1237  +0\n" in text
+
+
+def test_flatten_makes_dotted_keys_and_keeps_lists():
+    assert flatten({"a": {"b": {"c": 1}, "d": [1, 2]}, "e": None}) == {
+        "a.b.c": 1,
+        "a.d": [1, 2],
+        "e": None,
+    }
+
+
+def test_missing_folder(tmp_path, runs):
+    with pytest.raises(SswpError, match=r"nowhere is not a folder; give a results/ folder") as err:
+        compare_runs(tmp_path / "nowhere", runs[0])
+    assert "\n" not in str(err.value)
+
+
+def test_missing_metrics(runs):
+    a, b = runs
+    (a / "metrics.json").unlink()
+    with pytest.raises(SswpError) as err:
+        compare_runs(a, b)
+    assert str(err.value) == f"{a / 'metrics.json'} not found; run `sswp report` in that run first"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "params.yaml",
+            "seeds: [0, 1\n",
+            r"params.yaml is not valid YAML \(.*\); rerun `sswp report`$",
+        ),
+        ("params.yaml", "- 1\n- 2\n", r"params.yaml is not a YAML mapping; rerun `sswp report`$"),
+        ("metrics.json", "{bad", r"metrics.json is not valid JSON \(.*\); rerun `sswp report`$"),
+    ],
+)
+def test_bad_files(runs, name, content, message):
+    a, b = runs
+    (b / "results" / name).write_text(content)
+    with pytest.raises(SswpError, match=message) as err:
+        compare_runs(a, b)
+    assert "\n" not in str(err.value)
