@@ -30,6 +30,35 @@ def warmup_cosine(epoch: int, warmup: int, epochs: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / span))
 
 
+class Resumable(Protocol):
+    history: list[dict[str, float]]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def restore_random_state(self, state: dict[str, Any]) -> None: ...
+
+
+def resume_point(
+    loop: Resumable, checkpointer: Checkpointer, metric_logger: MetricLogger
+) -> tuple[int, dict[str, Any] | None]:
+    """Load the checkpoint (if any) into `loop`: the epoch to start at, and a mid-epoch state.
+
+    The epochs already done are logged again, so live plots stay complete. A checkpoint
+    taken at an epoch end restores the random state here; a mid-epoch one is returned, for
+    the epoch to skip its trained batches first and restore the random state after.
+    """
+    resume = checkpointer.load()
+    if resume is None:
+        return 0, None
+    loop.load_state_dict(resume)
+    for epoch, metrics in enumerate(loop.history):
+        metric_logger.log_epoch(epoch, metrics)
+    if resume["step"] == 0:
+        loop.restore_random_state(resume)
+        return resume["epoch"], None
+    return resume["epoch"], resume
+
+
 class Stateful(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -89,6 +118,9 @@ class EpochLoop:
             "hours": self.clock.hours(),
         }
 
+    def restore_random_state(self, state: dict[str, Any]) -> None:
+        set_rng_state(state["rng"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, part in self.stateful().items():
             part.load_state_dict(state[name])
@@ -108,7 +140,7 @@ class EpochLoop:
             first = resume["step"]
             for _ in range(first):
                 next(batches)
-            set_rng_state(resume["rng"])
+            self.restore_random_state(resume)
         lr = self.current_lr()
         shown = progress(
             batches,
@@ -134,16 +166,7 @@ class EpochLoop:
         self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
     ) -> list[dict[str, float]]:
         """Every epoch (resuming from the checkpoint if there is one); returns the history."""
-        resume = checkpointer.load()
-        start = 0
-        if resume is not None:
-            self.load_state_dict(resume)
-            start = resume["epoch"]
-            for epoch, metrics in enumerate(self.history):
-                metric_logger.log_epoch(epoch, metrics)
-            if resume["step"] == 0:
-                set_rng_state(resume["rng"])
-                resume = None
+        start, resume = resume_point(self, checkpointer, metric_logger)
         for epoch in range(start, self.epochs):
             metrics = self.train_epoch(epoch, stop, checkpointer, resume)
             resume = None

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import PretrainParams, RuntimeParams
 from sswp.engine.distributed import all_gather_with_grad, sum_scalars
@@ -64,12 +63,8 @@ class PretrainLoop(EpochLoop):
         )
         self.model, self.pp = model, pp
         self.trainable = model.parameters_to_train()
-        self.forward_module: nn.Module = model
-        if hw.dist.enabled:
-            device_ids = [hw.device.index] if hw.device.type == "cuda" else None
-            self.forward_module = DistributedDataParallel(
-                model, device_ids=device_ids, find_unused_parameters=True
-            )
+        # The child's classifier gets no loss here, so DDP must expect unused parameters.
+        self.forward_module: nn.Module = hw.ddp(model, find_unused=True)
         self.scaler = hw.grad_scaler()
         self.opt = torch.optim.SGD(
             self.trainable, pp.lr, momentum=pp.momentum, weight_decay=pp.weight_decay

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sswp.config import RuntimeParams
@@ -56,6 +57,18 @@ class Hardware:
     def model(self, model: torch.nn.Module) -> torch.nn.Module:
         fmt = torch.channels_last if self.channels_last else torch.preserve_format
         return model.to(self.device, memory_format=fmt)
+
+    def ddp(self, module: torch.nn.Module, find_unused: bool = False) -> torch.nn.Module:
+        """`module` wrapped for DDP when several processes train it, else itself.
+
+        `find_unused`: steps that train one sampled path leave the other ops unused.
+        """
+        if not self.dist.enabled:
+            return module
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(
+            module, device_ids=device_ids, find_unused_parameters=find_unused
+        )
 
     def autocast(self) -> torch.autocast:
         dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16

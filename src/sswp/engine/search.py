@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
@@ -19,6 +18,7 @@ from sswp.data.loaders import Kind, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
+from sswp.engine.epochs import resume_point
 from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
 from sswp.engine.phases import SearchSchedule, build_schedule
@@ -93,13 +93,8 @@ class SearchStepper:
         self.grad_clip = grad_clip
         self.weight_params = objective.weight_parameters()  # once: thousands of tensors
         self.scaler = hw.grad_scaler()
-        self.forward_module: nn.Module = objective
-        if hw.dist.enabled:
-            device_ids = [hw.device.index] if hw.device.type == "cuda" else None
-            # Each step trains one sampled path: the other ops are unused, on every rank alike.
-            self.forward_module = DistributedDataParallel(
-                objective, device_ids=device_ids, find_unused_parameters=True
-            )
+        # Each step trains one sampled path: the other ops are unused, on every rank alike.
+        self.forward_module: nn.Module = hw.ddp(objective, find_unused=True)
 
     def weight_step(
         self, batch: Batch, drop_skip: float = 0.0, drop_pool: float = 0.0
@@ -384,16 +379,7 @@ class SearchLoop:
             schedule.prune,
             schedule.stabilise,
         )
-        resume = checkpointer.load()
-        start = 0
-        if resume is not None:
-            self.load_state_dict(resume)
-            start = resume["epoch"]
-            for epoch, metrics in enumerate(self.history):
-                metric_logger.log_epoch(epoch, metrics)
-            if resume["step"] == 0:
-                self.restore_random_state(resume)
-                resume = None
+        start, resume = resume_point(self, checkpointer, metric_logger)
         for epoch in range(start, schedule.epochs):
             metrics = self.train_epoch(epoch, stop, checkpointer, resume)
             resume = None

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from sswp.config import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer
@@ -69,12 +68,9 @@ class SupervisedLoop(EpochLoop):
             name, sp.epochs, train_loader, runtime, hw, {"loss": 0.0, "correct": 0.0, "count": 0.0}
         )
         self.model, self.sp, self.test_loader = model, sp, test_loader
-        self.forward_module: nn.Module = model
-        if hw.dist.enabled:
-            if runtime.sync_bn and hw.device.type == "cuda":
-                self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            device_ids = [hw.device.index] if hw.device.type == "cuda" else None
-            self.forward_module = DistributedDataParallel(model, device_ids=device_ids)
+        if hw.dist.enabled and runtime.sync_bn and hw.device.type == "cuda":
+            self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.forward_module: nn.Module = hw.ddp(model)
         self.scaler = hw.grad_scaler()
         self.opt = torch.optim.SGD(
             model.parameters(), sp.lr, momentum=sp.momentum, weight_decay=sp.weight_decay
