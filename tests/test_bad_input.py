@@ -149,6 +149,11 @@ def test_truncated_weights_file(workdir, capsys):
     )
 
 
+def test_whole_number_label_ratio(workdir, capsys):
+    _set(workdir, "finetune.label_ratios", [0.5, 1])
+    _fails_cleanly(capsys, ["search"], "finetune.label_ratios holds 1", "(1.0, not 1)")
+
+
 def test_seed_not_in_params(workdir, capsys):
     _fails_cleanly(capsys, ["train", "--seed", "7"], "--seed 7 is not in", "seeds (0)")
 

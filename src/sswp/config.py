@@ -198,6 +198,12 @@ def validate(raw: Any, source: str = "params") -> None:
             ),
         )
         raise SswpError(f"{source}: {_describe(first)}")
+    whole = [r for r in raw["finetune"]["label_ratios"] if not isinstance(r, float)]
+    if whole:
+        raise SswpError(
+            f"{source}: finetune.label_ratios holds {whole[0]!r}; write ratios as decimals "
+            f"({float(whole[0])!r}, not {whole[0]!r}): run names and output folders use them"
+        )
     phases = raw["search"]["phases"]
     total = sum(phases.values())
     if total > 1 + 1e-9:

@@ -205,10 +205,8 @@ def test_prepare_stage_on_cifar10(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_cifar10(tmp_path / "raw" / "cifar-10-batches-py", n=4)
     params = load_params(REPO / "params.yaml")
-    params = dataclasses.replace(
-        params, data=dataclasses.replace(params.data, dataset="cifar10", path="raw")
-    )
-    prepare.run(params, None)
+    data = dataclasses.replace(params.data, dataset="cifar10", path="raw", subset=1.0)
+    prepare.run(dataclasses.replace(params, data=data), None)
     ds, splits, manifest = load_prepared()
     assert ds.train_x.shape == (20, 32, 32, 3) and manifest["dataset"] == "cifar10"
     assert (manifest["mean"], manifest["std"]) == tuple(map(list, NORMALIZATION["cifar10"]))

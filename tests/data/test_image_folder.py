@@ -126,7 +126,11 @@ def _empty_val(root: Path) -> None:
 def _params(root: Path, **data):
     params = load_params(REPO / "params.yaml")
     data = dataclasses.replace(
-        params.data, dataset="image_folder", path=str(root), image_size=SIZE, **data
+        params.data,
+        dataset="image_folder",
+        path=str(root),
+        image_size=SIZE,
+        **{"subset": 1.0, **data},
     )
     return dataclasses.replace(params, data=data)
 

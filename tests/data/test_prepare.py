@@ -15,12 +15,18 @@ from sswp.stages import prepare
 REPO = Path(__file__).resolve().parents[2]
 
 
+def all_digits():
+    """The repository's params on every digit (the smoke default keeps only a subset)."""
+    params = load_params(REPO / "params.yaml")
+    data = dataclasses.replace(params.data, dataset="digits", subset=1.0)
+    return dataclasses.replace(params, data=data)
+
+
 @pytest.fixture
 def prepared(tmp_path, monkeypatch):
     """Run the prepare stage on the digits into a fresh folder."""
     monkeypatch.chdir(tmp_path)
-    params = load_params(REPO / "params.yaml")
-    params = dataclasses.replace(params, data=dataclasses.replace(params.data, dataset="digits"))
+    params = all_digits()
     prepare.run(params, None)
     return params
 
@@ -33,7 +39,7 @@ def test_prepare_then_load(prepared):
     assert manifest["version"] == FORMAT_VERSION and manifest["format"] == "arrays"
     assert sum(manifest["train_counts"].values()) == 1437
     assert manifest["test_counts"]["3"] == int((ds.test_y == 3).sum())
-    assert manifest["seed"] == prepared.seed
+    assert manifest["seed"] == prepared.data.split_seed
     assert normalization(manifest) == NORMALIZATION["digits"]
     both = np.concatenate([splits.search_weights, splits.search_arch])
     assert np.array_equal(np.sort(both), np.arange(1437))
@@ -52,7 +58,7 @@ def test_prepare_is_reproducible_and_replaces_the_folder(prepared):
 def test_prepare_logs_a_summary(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     caplog.set_level("INFO", logger="sswp.stages.prepare")
-    prepare.run(load_params(REPO / "params.yaml"), None)
+    prepare.run(all_digits(), None)
     assert "prepared digits: 1437 train" in caplog.text
 
 

@@ -113,10 +113,16 @@ def test_supervised_search_finishes_every_phase_and_counts_its_labels(tiny_param
     _assert_every_phase_ran(loop, first)
     assert first.metrics["objective"] == "supervised"
     assert first.metrics["labels_used"] == 32 + 32
-    # Evaluation reads every test image once (40 is no multiple of the batch), unaugmented.
-    epochs = [[images for images, _ in loop.test_loader] for _ in range(2)]
-    assert sum(len(images) for images in epochs[0]) == 40
-    assert all(torch.equal(a, b) for a, b in zip(*epochs, strict=True))
+    # Selection reads every arch-half image once, unaugmented, and no test label: the
+    # supervised ablation must not choose its snapshots by test accuracy.
+    data, splits, _ = small
+    epochs = [list(loop.test_loader) for _ in range(2)]
+    labels = torch.cat([batch_labels for _, batch_labels in epochs[0]])
+    assert len(labels) == len(splits.search_arch) == 32
+    assert torch.equal(
+        labels.sort().values, torch.as_tensor(data.train_y[splits.search_arch]).sort().values
+    )
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(*epochs, strict=True))
 
 
 def _views(n: int = 8, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

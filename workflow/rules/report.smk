@@ -14,6 +14,8 @@ rule report:
         ),
         linear_eval=expand("artifacts/linear_eval/{ratio}-seed-{seed}", ratio=RATIOS, seed=SEEDS),
         code=code_deps("report"),
+        # results/params.yaml records every param, so any change rewrites it.
+        params=PARAMS_FILE,
     # REPORT_OUTPUTS; the tables and plots also go into `snakemake --report`.
     output:
         report("results/main_table.csv", caption="../report/main_table.rst", category="Tables"),
@@ -33,7 +35,6 @@ rule report:
         ),
         "results/metrics.json",
     params:
-        file=PARAMS_FILE,
         tracked=stage_params("report"),
     threads: RESOURCES["report"]["cpus_per_task"]
     resources:
@@ -45,4 +46,4 @@ rule report:
     benchmark:
         "logs/benchmarks/report.tsv"
     shell:
-        "sswp report --params {params.file} 2> {log}"
+        "sswp report --params {input.params} 2> {log}"

@@ -52,18 +52,24 @@ def fit_probe(
     num_classes: int,
     lp: LinearEvalParams,
     seed: int,
+    device: torch.device | None = None,
 ) -> tuple[LinearProbe, list[dict[str, float]]]:
-    """SGD (momentum 0.9, cosine lr) on shuffled mini-batches; returns the probe and history."""
+    """SGD (momentum 0.9, cosine lr) on shuffled mini-batches; returns the probe and history.
+
+    Trains on `device` (the stage's GPU when there is one): ImageNet features are millions.
+    """
+    device = device or torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the linear layer's init
+    features, labels = features.to(device), labels.to(device)
     std = features.std(dim=0, unbiased=False).clamp_min(1e-6)
-    probe = LinearProbe(features.mean(dim=0), std, num_classes)
+    probe = LinearProbe(features.mean(dim=0), std, num_classes).to(device)
     opt = torch.optim.SGD(probe.parameters(), lp.lr, momentum=0.9, weight_decay=lp.weight_decay)
     steps_per_epoch = math.ceil(len(labels) / lp.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, lp.epochs * steps_per_epoch)
     history = []
     for _ in range(lp.epochs):
-        order = torch.randperm(len(labels), generator=generator)
+        order = torch.randperm(len(labels), generator=generator).to(device)
         loss_sum = correct = 0.0
         for batch in order.split(lp.batch_size):
             logits = probe(features[batch])
@@ -80,4 +86,5 @@ def fit_probe(
 
 @torch.no_grad()
 def probe_accuracy(probe: LinearProbe, features: torch.Tensor, labels: torch.Tensor) -> float:
-    return (probe(features).argmax(1) == labels).float().mean().item()
+    device = probe.mean.device
+    return (probe(features.to(device)).argmax(1) == labels.to(device)).float().mean().item()

@@ -63,6 +63,8 @@ class PretrainLoop(EpochLoop):
         )
         self.model, self.pp = model, pp
         self.trainable = model.parameters_to_train()
+        if hw.dist.enabled and runtime.sync_bn and hw.device.type == "cuda":
+            self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         # The child's classifier gets no loss here, so DDP must expect unused parameters.
         self.forward_module: nn.Module = hw.ddp(model, find_unused=True)
         self.scaler = hw.grad_scaler()
@@ -74,7 +76,7 @@ class PretrainLoop(EpochLoop):
         )
 
     def stateful(self) -> dict[str, Stateful]:
-        return {"model": self.model, "opt": self.opt, "sched": self.sched}
+        return {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
 
     def begin_epoch(self, epoch: int) -> None:
         self.model.train()

@@ -142,10 +142,11 @@ class SearchLoop:
         self.schedule: SearchSchedule = build_schedule(sp)
         self.net = net = SuperNet(sp.layers, sp.channels, sp.gate_mode, stem=sp.stem)
         mean, std = norm
-        if sp.batch_size % hw.dist.world_size:
+        if sp.batch_size % hw.dist.world_size or sp.batch_size < 2 * hw.dist.world_size:
             raise SswpError(
                 f"search.batch_size = {sp.batch_size} does not split over "
-                f"{hw.dist.world_size} processes; use a multiple of runtime.gpus"
+                f"{hw.dist.world_size} processes into at least 2 images each (batch norm and "
+                "in-batch negatives need 2); use a multiple of 2 x runtime.gpus"
             )
         objective_type = OBJECTIVES[sp.objective]
 
@@ -180,9 +181,14 @@ class SearchLoop:
             x, y, splits.search_weights, params.seed, "search weight", train
         )
         self.arch_loader = loader(x, y, splits.search_arch, params.seed + 1, "search arch", train)
-        self.test_loader = loader(
-            data.test_x, data.test_y, np.arange(len(data.test_y)), params.seed + 2, "test", test
-        )
+        # Snapshots are selected on held-out images: the test set for the self-supervised
+        # objectives (labels unused), the arch half for those that read labels, so that no
+        # architecture is chosen by test labels.
+        if objective_type.uses_labels:
+            held_out = (x, y, splits.search_arch, "arch half")
+        else:
+            held_out = (data.test_x, data.test_y, np.arange(len(data.test_y)), "test")
+        self.test_loader = loader(*held_out[:3], params.seed + 2, held_out[3], test)
         self.objective = hw.model(
             make_objective(
                 sp,
@@ -230,6 +236,7 @@ class SearchLoop:
             "weight_opt": self.weight_opt.state_dict(),
             "weight_sched": self.weight_sched.state_dict(),
             "arch_opt": self.arch_opt.state_dict(),
+            "scaler": self.stepper.scaler.state_dict(),
             "paths": self.paths.get_state(),
             "rng": rng_state(),
             "history": self.history,
@@ -247,6 +254,7 @@ class SearchLoop:
         self.weight_opt.load_state_dict(state["weight_opt"])
         self.weight_sched.load_state_dict(state["weight_sched"])
         self.arch_opt.load_state_dict(state["arch_opt"])
+        self.stepper.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])
         self.best = {name: Snapshot.from_state(snap) for name, snap in state["best"].items()}
         self.sums = dict(state["sums"])
@@ -260,7 +268,7 @@ class SearchLoop:
     # ----- one epoch -----
     @torch.no_grad()
     def evaluate(self, epoch: int) -> dict[str, float]:
-        """The objective's loss and accuracy on held-out test images along the argmax path.
+        """The objective's loss and accuracy on held-out images along the argmax path.
 
         Summed over every rank's shard, so that every rank keeps the same snapshots.
         """

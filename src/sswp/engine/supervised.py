@@ -80,7 +80,7 @@ class SupervisedLoop(EpochLoop):
         )
 
     def stateful(self) -> dict[str, Stateful]:
-        return {"model": self.model, "opt": self.opt, "sched": self.sched}
+        return {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
 
     def begin_epoch(self, epoch: int) -> None:
         self.model.train()

@@ -62,11 +62,11 @@ def run(params: Params, args: argparse.Namespace) -> None:
         train_x, train_y = extract_features(backbone, labelled, hw)
         test_x, test_y = extract_features(backbone, tests, hw)
         probe, history = fit_probe(
-            train_x, train_y, data.num_classes, params.linear_eval, params.seed
+            train_x, train_y, data.num_classes, params.linear_eval, params.seed, hw.device
         )
         acc = probe_accuracy(probe, test_x, test_y)
         log.info("linear eval %s at %g labels: test accuracy %.4f", arm, args.ratio, acc)
-        probes[arm] = {"state_dict": probe.state_dict(), "history": history}
+        probes[arm] = {"state_dict": probe.cpu().state_dict(), "history": history}
         results[arm] = {
             "test_acc": acc,
             "train_acc": history[-1]["train_acc"],
