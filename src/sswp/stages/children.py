@@ -174,7 +174,7 @@ def loader_options(
     )
 
 
-def test_loader(data: ArrayDataset, options: dict[str, Any]):
+def evaluation_loader(data: ArrayDataset, options: dict[str, Any]):
     """Every test image once, in order, without augmentation."""
     return make_loader(
         data.test_x,
@@ -285,7 +285,7 @@ def fit_and_save(
         labelled=run.train_indices.tolist(),
     )
     loop = SupervisedLoop(
-        model, train_loader, test_loader(data, options), sp, params.runtime, hw, run.name
+        model, train_loader, evaluation_loader(data, options), sp, params.runtime, hw, run.name
     )
     metric_logger = MetricLogger(run.name, enabled=hw.dist.is_main)
     try:

@@ -20,7 +20,7 @@ from sswp.data.splits import label_subset
 from sswp.engine.linear_eval import extract_features, fit_probe, probe_accuracy
 from sswp.engine.runtime import setup
 from sswp.paths import HISTORY_FILE, MODEL_FILE, artifact_dir, metrics_path, ratio_tag, seed_tag
-from sswp.stages.children import build_child, loader_options, test_loader
+from sswp.stages.children import build_child, evaluation_loader, loader_options
 from sswp.stages.finetune import check_ratio
 from sswp.stages.seeds import add_seed_argument
 
@@ -54,7 +54,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         name="labelled",
         **options,
     )
-    tests = test_loader(data, options)
+    tests = evaluation_loader(data, options)
     architecture = params.finetune.architecture
     probes, results = {}, {}
     for arm in ARMS:
