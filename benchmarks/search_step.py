@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from sswp.engine.distributed import DistContext
+from sswp.engine.objectives import SimCLRObjective
 from sswp.engine.runtime import Hardware
 from sswp.engine.search import SearchStepper
 from sswp.nas.supernet import SuperNet
@@ -60,13 +61,13 @@ def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
     """Seconds per weight step and per arch step, and peak memory in MiB."""
     torch.manual_seed(0)
     net = hw.model(SuperNet(args.layers, args.channels, args.gate_mode))
+    objective = SimCLRObjective(net, hw, temperature=0.07)
     stepper = SearchStepper(
-        net,
-        torch.optim.SGD(net.weight_parameters(), 0.025, momentum=0.9),
+        objective,
+        torch.optim.SGD(objective.weight_parameters(), 0.025, momentum=0.9),
         torch.optim.Adam(net.alphas(), 1e-3, betas=(0.0, 0.999)),
         torch.Generator().manual_seed(0),
         hw,
-        temperature=0.07,
         grad_clip=5.0,
     )
     shape = (args.batch, 3, args.image_size, args.image_size)

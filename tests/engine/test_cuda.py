@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sswp.engine.distributed import DistContext
+from sswp.engine.objectives import SimCLRObjective
 from sswp.engine.runtime import Hardware
 from sswp.engine.search import SearchStepper
 from sswp.models.child import ChildNetwork, inherit_weights
@@ -25,13 +26,13 @@ def _stepper(amp: str, channels_last: bool) -> tuple[SuperNet, SearchStepper]:
     torch.manual_seed(0)
     hw = Hardware(torch.device("cuda"), DistContext(), channels_last=channels_last, amp=amp)
     net = hw.model(SuperNet(layers=5, channels=8))
+    objective = SimCLRObjective(net, hw, temperature=0.07)
     stepper = SearchStepper(
-        net,
-        torch.optim.SGD(net.weight_parameters(), 0.025, momentum=0.9),
+        objective,
+        torch.optim.SGD(objective.weight_parameters(), 0.025, momentum=0.9),
         torch.optim.Adam(net.alphas(), 1e-2, betas=(0.0, 0.999)),
         torch.Generator().manual_seed(0),
         hw,
-        temperature=0.07,
         grad_clip=5.0,
     )
     return net, stepper
