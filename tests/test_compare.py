@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sswp import cli
 from sswp.compare import compare_runs, flatten
 from sswp.errors import SswpError
 
@@ -125,3 +126,12 @@ def test_bad_files(runs, name, content, message):
     with pytest.raises(SswpError, match=message) as err:
         compare_runs(a, b)
     assert "\n" not in str(err.value)
+
+
+def test_cli_prints_the_comparison_or_one_error_line(runs, tmp_path, capsys):
+    a, b = runs
+    assert cli.main(["compare", str(a), str(b)]) == 0
+    assert capsys.readouterr().out == compare_runs(a, b) + "\n"
+    assert cli.main(["compare", str(a), str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sswp compare: error: ")
