@@ -29,7 +29,7 @@ TINY_OVERRIDES = {
         "phases": {"warmup": 0.25, "search": 0.25, "prune": 0.25, "stabilise": 0.25},
         "arch_every": 2,
     },
-    "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
+    "train": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "references": ["pdarts"]},
     "finetune": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0, "label_ratios": [0.5, 1.0]},
     "pretrain": {"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
     "linear_eval": {"epochs": 5, "batch_size": 64},

@@ -326,7 +326,7 @@ def params(tiny_config, merge_config):
         {
             "seeds": list(SEEDS),
             "search": {"objective": "simclr"},
-            "train": {"architectures": ["final", "darts_v2"]},
+            "train": {"architectures": ["final"], "references": ["darts_v2"]},
             "finetune": {
                 "architecture": "final",
                 "label_ratios": [1.0, 0.1],

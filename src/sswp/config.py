@@ -104,6 +104,11 @@ class SupervisedParams:
 @dataclass(frozen=True)
 class TrainParams(SupervisedParams):
     architectures: tuple[str, ...]
+    references: tuple[str, ...]
+
+    def trained(self) -> tuple[str, ...]:
+        """Every architecture trained from scratch: the search snapshots, then the references."""
+        return (*self.architectures, *self.references)
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,7 @@ def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
     search["arch_betas"] = tuple(search["arch_betas"])
     train = dict(raw["train"])
     train["architectures"] = tuple(train["architectures"])
+    train["references"] = tuple(train["references"])
     finetune = dict(raw["finetune"])
     finetune["label_ratios"] = tuple(float(r) for r in finetune["label_ratios"])
     finetune["inits"] = tuple(finetune["inits"])

@@ -98,6 +98,7 @@ def test_dvc_repro_writes_every_artifact(dvc_run):
         "prepare",
         "search@0",
         "train@0-final",
+        "train_reference@0-pdarts",
         "pretrain@0",
         "linear_eval@0-0.5",
         "linear_eval@0-1.0",

@@ -1,7 +1,7 @@
 rule train:
     input:
         data="data/prepared",
-        search="artifacts/search/seed-{seed}",
+        search=train_search_input,
         code=code_deps("train"),
     output:
         artifacts=directory("artifacts/train/{architecture}-seed-{seed}"),

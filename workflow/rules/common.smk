@@ -8,7 +8,7 @@ validate(config, "../schemas/params.schema.yaml")
 
 DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
 SEEDS = list(config["seeds"])
-ARCHITECTURES = list(config["train"]["architectures"])
+ARCHITECTURES = [*config["train"]["architectures"], *config["train"]["references"]]
 RATIOS = [str(float(r)) for r in config["finetune"]["label_ratios"]]
 INITS = list(config["finetune"]["inits"])
 LINEAR_EVAL_ARMS = ["preserved", "two_stage"]
@@ -107,3 +107,10 @@ def finetune_weights(wildcards) -> list[str]:
     if wildcards.init == "two_stage":
         weights.append(f"artifacts/pretrain/seed-{wildcards.seed}")
     return weights
+
+
+def train_search_input(wildcards) -> list[str]:
+    """A search snapshot's folder; reference genotypes (train.references) need none."""
+    if wildcards.architecture in config["train"]["references"]:
+        return []
+    return [f"artifacts/search/seed-{wildcards.seed}"]

@@ -221,7 +221,7 @@ def gather(params: Params) -> Inputs:
         for s in seeds
     ]
     train, train_curves = {}, {}
-    for arch in params.train.architectures:
+    for arch in params.train.trained():
         tags = [(train_tag(arch, s), train_command(arch, s)) for s in seeds]
         train[arch] = [read_metrics(metrics_path("train", t), TRAIN_KEYS, c) for t, c in tags]
         train_curves[arch] = [
@@ -350,7 +350,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
             atomic.write_text(path, content)
     log.info(
         "report: %d architectures, %d label ratios, %d seeds -> %s",
-        len(params.train.architectures),
+        len(params.train.trained()),
         len(params.finetune.label_ratios),
         len(params.seeds),
         RESULTS_DIR,
