@@ -19,7 +19,7 @@ from sswp.engine.distributed import launched_by_torchrun, shutdown
 from sswp.engine.interrupt import StageInterrupted
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
-from sswp.paths import ratio_tag, seed_tag, train_tag
+from sswp.paths import probe_tag, ratio_tag, seed_tag, train_tag
 from sswp.stages.seeds import params_for_seed
 
 STAGES = {
@@ -63,7 +63,7 @@ def log_name(args: argparse.Namespace, params: Params) -> str:
     if args.stage == "finetune":
         return f"{args.stage}-{ratio_tag(args.init, args.ratio, params.seed)}"
     if args.stage == "linear-eval":
-        return f"linear_eval-{float(args.ratio)}-{seed_tag(params.seed)}"
+        return f"linear_eval-{probe_tag(args.ratio, params.seed)}"
     if args.stage == "train":
         architecture = args.architecture or params.train.architectures[0]
         return f"train-{train_tag(architecture, params.seed)}"

@@ -87,13 +87,19 @@ class SearchParams:
 
 
 @dataclass(frozen=True)
-class SupervisedParams:
+class SGDParams:
+    """SGD with linear warm-up then cosine: the recipe of every child-network stage."""
+
     epochs: int
     batch_size: int
     lr: float
     momentum: float
     weight_decay: float
     warmup_epochs: int
+
+
+@dataclass(frozen=True)
+class SupervisedParams(SGDParams):
     cutout: int
     auxiliary_weight: float
     drop_path: float
@@ -119,13 +125,7 @@ class FinetuneParams(SupervisedParams):
 
 
 @dataclass(frozen=True)
-class PretrainParams:
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    warmup_epochs: int
+class PretrainParams(SGDParams):
     temperature: float
     grad_clip: float
 

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any, Protocol
 
+import torch
+from torch import nn
+
 from sswp.config import RuntimeParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
+from sswp.engine.distributed import sum_scalars
 from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 
@@ -28,6 +32,10 @@ def warmup_cosine(epoch: int, warmup: int, epochs: int) -> float:
         return (epoch + 1) / warmup
     span = max(1, epochs - warmup)
     return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / span))
+
+
+def _fresh_sums() -> dict[str, float]:
+    return {"loss": 0.0, "correct": 0.0, "count": 0.0}
 
 
 class Resumable(Protocol):
@@ -65,46 +73,86 @@ class Stateful(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
+class Recipe(Protocol):
+    """The optimisation settings every child-network loop shares (train, finetune, pretrain)."""
+
+    epochs: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    warmup_epochs: int
+    grad_clip: float
+
+
 class EpochLoop:
-    """Runs `epochs` epochs over `train_loader`, one `train_step` per batch."""
+    """SGD with warm-up + cosine over `train_loader`, one `train_step` per batch.
+
+    It owns the model (SyncBN and DDP as the runtime asks), the optimiser, schedule and loss
+    scaler, and the per-epoch sums of loss, correct predictions and examples.
+    """
 
     def __init__(
         self,
         name: str,
-        epochs: int,
+        model: nn.Module,
         train_loader,
+        recipe: Recipe,
         runtime: RuntimeParams,
         hw: Hardware,
-        sums: dict[str, float],
+        *,
+        trainable: list[nn.Parameter] | None = None,
+        find_unused: bool = False,
     ):
-        self.name, self.epochs, self.train_loader = name, epochs, train_loader
-        self.runtime, self.hw = runtime, hw
-        self._zero_sums = dict(sums)
-        self.sums = dict(sums)
+        self.name, self.epochs, self.train_loader = name, recipe.epochs, train_loader
+        self.recipe, self.runtime, self.hw = recipe, runtime, hw
+        self.trainable = list(model.parameters()) if trainable is None else trainable
+        if hw.dist.enabled and runtime.sync_bn and hw.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # keeps the parameters
+        self.model = model
+        self.forward_module = hw.ddp(model, find_unused=find_unused)
+        self.scaler = hw.grad_scaler()
+        self.opt = torch.optim.SGD(
+            self.trainable, recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda e: warmup_cosine(e, recipe.warmup_epochs, recipe.epochs)
+        )
+        self.sums = _fresh_sums()
         self.history: list[dict[str, float]] = []
         self.clock = RunClock()
 
     # ----- what a subclass provides -----
-    def stateful(self) -> dict[str, Stateful]:
-        """Model, optimiser, scheduler... whatever a checkpoint must restore."""
-        raise NotImplementedError
-
     def begin_epoch(self, epoch: int) -> None:
         """Train mode, schedules that depend on the epoch."""
+        self.model.train()
 
     def train_step(self, batch: Any) -> None:
-        """One optimisation step; adds to `self.sums`."""
+        """Forward one batch, then `optimise` its loss and `count` its predictions."""
         raise NotImplementedError
 
-    def end_epoch(self, epoch: int, sums: dict[str, float], lr: float) -> dict[str, float]:
-        """The epoch's metrics from its summed statistics (and any evaluation)."""
+    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
+        """The epoch's metrics from its mean loss and accuracy (and any evaluation)."""
         raise NotImplementedError
 
-    def scheduler_step(self) -> None:
-        """Advance the per-epoch learning-rate schedule."""
+    # ----- shared by every step -----
+    def optimise(self, loss: torch.Tensor) -> None:
+        """One scaled, clipped SGD step on the trainable parameters."""
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        nn.utils.clip_grad_norm_(self.trainable, self.recipe.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
 
-    def current_lr(self) -> float:
-        raise NotImplementedError
+    def count(self, loss: float, correct: float, examples: int) -> None:
+        """Add a batch to the epoch's sums: its mean loss, correct count and size."""
+        self.sums["loss"] += loss * examples
+        self.sums["correct"] += correct
+        self.sums["count"] += examples
+
+    def stateful(self) -> dict[str, Stateful]:
+        """What a checkpoint must restore besides the loop's own counters."""
+        return {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
 
     # ----- checkpoint state -----
     def state_dict(self, epoch: int, step: int) -> dict[str, Any]:
@@ -141,7 +189,7 @@ class EpochLoop:
             for _ in range(first):
                 next(batches)
             self.restore_random_state(resume)
-        lr = self.current_lr()
+        lr = self.sched.get_last_lr()[0]
         shown = progress(
             batches,
             self.runtime,
@@ -158,9 +206,12 @@ class EpochLoop:
                 f"{self.name} epoch {epoch} step {step + 1}",
                 partial(self.state_dict, epoch, step + 1),
             )
-        self.scheduler_step()
-        sums, self.sums = self.sums, dict(self._zero_sums)
-        return self.end_epoch(epoch, sums, lr)
+        self.sched.step()
+        sums, self.sums = self.sums, _fresh_sums()
+        loss, correct, count = sum_scalars(
+            [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device
+        )
+        return self.end_epoch(epoch, loss / count, correct / count, lr)
 
     def run(
         self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from sswp.config import PretrainParams, RuntimeParams
-from sswp.engine.distributed import all_gather_with_grad, sum_scalars
-from sswp.engine.epochs import EpochLoop, Stateful, warmup_cosine
+from sswp.engine.distributed import all_gather_with_grad
+from sswp.engine.epochs import EpochLoop
 from sswp.engine.runtime import Hardware
 from sswp.models.child import ChildNetwork
 from sswp.ssl.simclr import nt_xent
@@ -58,34 +58,18 @@ class PretrainLoop(EpochLoop):
         hw: Hardware,
         name: str,
     ):
-        super().__init__(
-            name, pp.epochs, train_loader, runtime, hw, {"loss": 0.0, "correct": 0.0, "count": 0.0}
-        )
-        self.model, self.pp = model, pp
-        self.trainable = model.parameters_to_train()
-        if hw.dist.enabled and runtime.sync_bn and hw.device.type == "cuda":
-            self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         # The child's classifier gets no loss here, so DDP must expect unused parameters.
-        self.forward_module: nn.Module = hw.ddp(model, find_unused=True)
-        self.scaler = hw.grad_scaler()
-        self.opt = torch.optim.SGD(
-            self.trainable, pp.lr, momentum=pp.momentum, weight_decay=pp.weight_decay
+        super().__init__(
+            name,
+            model,
+            train_loader,
+            pp,
+            runtime,
+            hw,
+            trainable=model.parameters_to_train(),
+            find_unused=True,
         )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda e: warmup_cosine(e, pp.warmup_epochs, pp.epochs)
-        )
-
-    def stateful(self) -> dict[str, Stateful]:
-        return {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
-
-    def begin_epoch(self, epoch: int) -> None:
-        self.model.train()
-
-    def current_lr(self) -> float:
-        return self.sched.get_last_lr()[0]
-
-    def scheduler_step(self) -> None:
-        self.sched.step()
+        self.pp = pp
 
     def train_step(self, batch: Any) -> None:
         v1, v2, _ = batch
@@ -95,20 +79,10 @@ class PretrainLoop(EpochLoop):
         z1 = all_gather_with_grad(z[: len(v1)], self.hw.dist)
         z2 = all_gather_with_grad(z[len(v1) :], self.hw.dist)
         loss, acc = nt_xent(z1, z2, self.pp.temperature)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.opt)
-        nn.utils.clip_grad_norm_(self.trainable, self.pp.grad_clip)
-        self.scaler.step(self.opt)
-        self.scaler.update()
+        self.optimise(loss)
         # Every rank holds the same loss over the gathered views; weighting by the local
-        # batch and summing over ranks in end_epoch averages it back to that value.
-        self.sums["loss"] += loss.item() * len(v1)
-        self.sums["correct"] += acc.item() * len(v1)
-        self.sums["count"] += len(v1)
+        # batch and summing over ranks averages it back to that value.
+        self.count(loss.item(), acc.item() * len(v1), len(v1))
 
-    def end_epoch(self, epoch: int, sums: dict[str, float], lr: float) -> dict[str, float]:
-        loss, correct, count = sum_scalars(
-            [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device
-        )
-        return {"objective_loss": loss / count, "objective_acc": correct / count, "lr": lr}
+    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
+        return {"objective_loss": loss, "objective_acc": acc, "lr": lr}

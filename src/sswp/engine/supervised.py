@@ -11,7 +11,7 @@ from torch import nn
 from sswp.config import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import sum_scalars
-from sswp.engine.epochs import EpochLoop, Stateful, warmup_cosine
+from sswp.engine.epochs import EpochLoop
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.runtime import Hardware, MetricLogger
 from sswp.models.child import ChildNetwork
@@ -64,33 +64,12 @@ class SupervisedLoop(EpochLoop):
         hw: Hardware,
         name: str,
     ):
-        super().__init__(
-            name, sp.epochs, train_loader, runtime, hw, {"loss": 0.0, "correct": 0.0, "count": 0.0}
-        )
-        self.model, self.sp, self.test_loader = model, sp, test_loader
-        if hw.dist.enabled and runtime.sync_bn and hw.device.type == "cuda":
-            self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.forward_module: nn.Module = hw.ddp(model)
-        self.scaler = hw.grad_scaler()
-        self.opt = torch.optim.SGD(
-            model.parameters(), sp.lr, momentum=sp.momentum, weight_decay=sp.weight_decay
-        )
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda e: warmup_cosine(e, sp.warmup_epochs, sp.epochs)
-        )
-
-    def stateful(self) -> dict[str, Stateful]:
-        return {"model": self.model, "opt": self.opt, "sched": self.sched, "scaler": self.scaler}
+        super().__init__(name, model, train_loader, sp, runtime, hw)
+        self.sp, self.test_loader = sp, test_loader
 
     def begin_epoch(self, epoch: int) -> None:
         self.model.train()
         self.model.drop_path_prob = self.sp.drop_path * epoch / self.sp.epochs
-
-    def current_lr(self) -> float:
-        return self.sched.get_last_lr()[0]
-
-    def scheduler_step(self) -> None:
-        self.sched.step()
 
     def train_step(self, batch: Any) -> None:
         images, labels = batch
@@ -98,25 +77,15 @@ class SupervisedLoop(EpochLoop):
         with self.hw.autocast():
             logits, aux_logits = self.forward_module(images)
         loss = training_loss(logits, aux_logits, labels, self.sp)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.opt)
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.sp.grad_clip)
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        self.sums["loss"] += loss.item() * len(labels)
-        self.sums["correct"] += (logits.argmax(1) == labels).sum().item()
-        self.sums["count"] += len(labels)
+        self.optimise(loss)
+        self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
-    def end_epoch(self, epoch: int, sums: dict[str, float], lr: float) -> dict[str, float]:
-        loss, correct, count = sum_scalars(
-            [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device
-        )
+    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
         self.test_loader.set_epoch(epoch)
         test = evaluate(self.model, self.test_loader, self.hw)
         return {
-            "train_loss": loss / count,
-            "train_acc": correct / count,
+            "train_loss": loss,
+            "train_acc": acc,
             "test_loss": test["loss"],
             "test_acc": test["acc"],
             "lr": lr,

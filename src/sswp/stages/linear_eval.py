@@ -19,7 +19,7 @@ from sswp.data.loaders import make_loader
 from sswp.data.splits import label_subset
 from sswp.engine.linear_eval import extract_features, fit_probe, probe_accuracy
 from sswp.engine.runtime import setup
-from sswp.paths import HISTORY_FILE, MODEL_FILE, artifact_dir, metrics_path, ratio_tag, seed_tag
+from sswp.paths import HISTORY_FILE, MODEL_FILE, artifact_dir, metrics_path, probe_tag, ratio_tag
 from sswp.stages.children import build_child, evaluation_loader, loader_options
 from sswp.stages.finetune import check_ratio
 from sswp.stages.seeds import add_seed_argument
@@ -31,11 +31,6 @@ ARMS = ("preserved", "two_stage")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(parser)
     parser.add_argument("--ratio", type=float, required=True, help="label ratio in (0, 1]")
-
-
-def run_tag(ratio: float, seed: int) -> str:
-    """The stage run's artifact folder, e.g. `0.1-seed-0` (both arms inside)."""
-    return f"{float(ratio)}-{seed_tag(seed)}"
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
@@ -76,7 +71,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
             "architecture": architecture,
             "seed": params.seed,
         }
-    with atomic.staged_dir(artifact_dir("linear_eval", run_tag(args.ratio, params.seed))) as out:
+    with atomic.staged_dir(artifact_dir("linear_eval", probe_tag(args.ratio, params.seed))) as out:
         torch.save({arm: p["state_dict"] for arm, p in probes.items()}, out / MODEL_FILE)
         atomic.write_json(out / HISTORY_FILE, {arm: p["history"] for arm, p in probes.items()})
     for arm, metrics in results.items():
