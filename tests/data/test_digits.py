@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from sswp.data.datasets import NORMALIZATION, channel_stats
 from sswp.data.digits import load_digits_dataset
 
 
@@ -42,5 +41,9 @@ def test_split_is_fixed(digits):
         assert np.array_equal(array, getattr(again, key)), key
 
 
-def test_normalization_constants_match_the_data(digits):
-    assert channel_stats(digits.train_x) == NORMALIZATION["digits"]
+def test_image_size_is_a_parameter(digits):
+    small = load_digits_dataset(16)
+    assert small.train_x.shape[1:] == (16, 16, 3) and small.image_size == 16
+    assert np.array_equal(small.train_y, digits.train_y)
+    # The same digits at another size: the mean brightness hardly moves.
+    assert abs(small.train_x.mean() - digits.train_x.mean()) < 2

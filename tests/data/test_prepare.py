@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sswp.config import load_params
-from sswp.data.datasets import FORMAT_VERSION, NORMALIZATION, load_prepared, normalization
+from sswp.data.datasets import FORMAT_VERSION, channel_stats, load_prepared, normalization
 from sswp.data.splits import label_subset
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
@@ -34,13 +34,14 @@ def prepared(tmp_path, monkeypatch):
 def test_prepare_then_load(prepared):
     ds, splits, manifest = load_prepared()
     assert ds.name == "digits" and ds.num_classes == 10
-    assert ds.train_x.shape == (1437, 32, 32, 3) and ds.test_x.shape == (360, 32, 32, 3)
-    assert manifest["image_shape"] == [32, 32, 3]
+    size = prepared.data.image_size
+    assert ds.train_x.shape == (1437, size, size, 3) and ds.test_x.shape == (360, size, size, 3)
+    assert manifest["image_shape"] == [size, size, 3]
     assert manifest["version"] == FORMAT_VERSION and manifest["format"] == "arrays"
     assert sum(manifest["train_counts"].values()) == 1437
     assert manifest["test_counts"]["3"] == int((ds.test_y == 3).sum())
     assert manifest["seed"] == prepared.data.split_seed
-    assert normalization(manifest) == NORMALIZATION["digits"]
+    assert normalization(manifest) == channel_stats(ds.train_x)
     both = np.concatenate([splits.search_weights, splits.search_arch])
     assert np.array_equal(np.sort(both), np.arange(1437))
     assert len(label_subset(ds.train_y, splits.label_order, 0.1)) >= 143

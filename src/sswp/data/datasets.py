@@ -36,12 +36,11 @@ Triple = tuple[float, float, float]
 
 # Per-channel mean/std of each training set on the 0-1 scale. The CIFAR and ImageNet values are
 # the standard constants, which also serve user photos (too many to measure while preparing);
-# the digits values were computed once from `load_digits_dataset()` (a test checks).
+# arrays without constants (the digits, at any size) are measured while preparing.
 IMAGENET_STATS: tuple[Triple, Triple] = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NORMALIZATION: dict[str, tuple[Triple, Triple]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "digits": ((0.3054, 0.3054, 0.3054), (0.3237, 0.3237, 0.3237)),
     "imagenet": IMAGENET_STATS,
     "image_folder": IMAGENET_STATS,
 }
@@ -107,7 +106,7 @@ def load_raw(data: DataParams) -> ArrayDataset:
     if data.dataset == "digits":
         from sswp.data.digits import load_digits_dataset
 
-        return load_digits_dataset()
+        return load_digits_dataset(data.image_size)
     if data.dataset in ("cifar10", "cifar100"):
         from sswp.data.cifar import load_cifar
 
