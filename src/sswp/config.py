@@ -59,6 +59,7 @@ class PhaseRatios:
 class SearchParams:
     objective: str
     stem: str
+    stem_affine: bool
     byol_tau: float
     layers: int
     channels: int
@@ -84,6 +85,13 @@ class SearchParams:
     arch_pool_drop_prob: float
     max_skips: int
     max_pools: int
+
+
+@dataclass(frozen=True)
+class ChildParams:
+    """The discrete network built from a genotype, in every stage that trains or probes it."""
+
+    pool_bn_affine: bool
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class Params:
     runtime: RuntimeParams
     data: DataParams
     search: SearchParams
+    child: ChildParams
     train: TrainParams
     finetune: FinetuneParams
     pretrain: PretrainParams
@@ -234,6 +243,7 @@ def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
         runtime=RuntimeParams(**raw["runtime"]),
         data=DataParams(**raw["data"]),
         search=SearchParams(**search),
+        child=ChildParams(**raw["child"]),
         train=TrainParams(**train),
         finetune=FinetuneParams(**finetune),
         pretrain=PretrainParams(**raw["pretrain"]),

@@ -140,7 +140,9 @@ class SearchLoop:
         sp = params.search
         self.params, self.sp, self.hw = params, sp, hw
         self.schedule: SearchSchedule = build_schedule(sp)
-        self.net = net = SuperNet(sp.layers, sp.channels, sp.gate_mode, stem=sp.stem)
+        self.net = net = SuperNet(
+            sp.layers, sp.channels, sp.gate_mode, stem=sp.stem, stem_affine=sp.stem_affine
+        )
         mean, std = norm
         if sp.batch_size % hw.dist.world_size or sp.batch_size < 2 * hw.dist.world_size:
             raise SswpError(

@@ -24,7 +24,7 @@ from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import Hardware, MetricLogger
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
-from sswp.models.child import ChildNetwork, inherit_weights
+from sswp.models.child import BatchNormAffinity, ChildNetwork, inherit_weights
 from sswp.nas.genotype import Genotype
 from sswp.nas.reference import REFERENCES, reference_genotype
 from sswp.nas.supernet import search_space
@@ -125,9 +125,17 @@ def load_pretrained_backbone(child: ChildNetwork, seed: int) -> None:
 
 
 def build_child(
-    params: Params, num_classes: int, architecture: str, init: str, auxiliary: bool
+    params: Params,
+    num_classes: int,
+    architecture: str,
+    init: str,
+    auxiliary: bool,
+    affine_cells: bool = True,
 ) -> ChildNetwork:
-    """The child network of `architecture` for params.seed, started from `init` weights."""
+    """The child network of `architecture` for params.seed, started from `init` weights.
+
+    `affine_cells` false makes every BN in the cells non-affine (two-stage pre-training).
+    """
     if init != "random" and architecture in REFERENCES:
         raise SswpError(
             f"reference architecture {architecture!r} has no {init} weights; "
@@ -139,6 +147,7 @@ def build_child(
         num_classes,
         auxiliary=auxiliary,
         stem=params.search.stem,
+        bn=BatchNormAffinity(cells=affine_cells, pools=params.child.pool_bn_affine),
     )
     if init == "preserved":
         inherit_weights(model, load_supernet_state(params, architecture))

@@ -35,7 +35,7 @@ _RUN = (
     "data.loader",
     "data.workers",
 )
-_CHILD = (*_RUN, "search.layers", "search.channels", "search.stem")
+_CHILD = (*_RUN, "search.layers", "search.channels", "search.stem", "child.pool_bn_affine")
 _FINETUNE = (*_CHILD, "finetune.architecture", *(f"finetune.{key}" for key in _SUPERVISED))
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
