@@ -101,6 +101,8 @@ class SGDParams:
     epochs: int
     batch_size: int
     lr: float
+    lr_min: float
+    lr_step: str
     momentum: float
     weight_decay: float
     warmup_epochs: int

@@ -14,6 +14,8 @@ _SUPERVISED = (
     "epochs",
     "batch_size",
     "lr",
+    "lr_min",
+    "lr_step",
     "momentum",
     "weight_decay",
     "warmup_epochs",
