@@ -138,6 +138,8 @@ class FinetuneParams(SupervisedParams):
 class PretrainParams(SGDParams):
     temperature: float
     grad_clip: float
+    bn_affine: bool
+    images: str
 
 
 @dataclass(frozen=True)
