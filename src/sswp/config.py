@@ -68,6 +68,7 @@ class SearchParams:
     batch_size: int
     phases: PhaseRatios
     min_warmup_epochs: int
+    arch_delay_epochs: int
     prune_order: str
     eval_every: int
     temperature: float

@@ -303,7 +303,7 @@ class SearchLoop:
             if not self.net.cells[cell].frozen:
                 self.net.cells[cell].freeze()
                 log.info("epoch %d: froze cell %d", epoch, cell)
-        warm = epoch < self.schedule.warmup
+        warm = self.schedule.warm(epoch)
         arch_active = not warm and bool(self.net.live_cells())
         self.objective.train()
         self.weight_loader.set_epoch(epoch)
