@@ -64,6 +64,7 @@ class SearchParams:
     layers: int
     channels: int
     gate_mode: str
+    gate_gradients: str
     epochs: int
     batch_size: int
     phases: PhaseRatios
@@ -223,7 +224,13 @@ def validate(raw: Any, source: str = "params") -> None:
             f"{source}: finetune.label_ratios holds {whole[0]!r}; write ratios as decimals "
             f"({float(whole[0])!r}, not {whole[0]!r}): run names and output folders use them"
         )
-    phases = raw["search"]["phases"]
+    search = raw["search"]
+    if search["gate_gradients"] == "accumulate" and search["gate_mode"] != "two":
+        raise SswpError(
+            f"{source}: search.gate_gradients = 'accumulate' reproduces the original's `two` "
+            f"mode only, not gate_mode = {search['gate_mode']!r}; set search.gate_mode: two"
+        )
+    phases = search["phases"]
     total = sum(phases.values())
     if total > 1 + 1e-9:
         raise SswpError(
