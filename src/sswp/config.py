@@ -146,10 +146,20 @@ class PretrainParams(SGDParams):
 
 @dataclass(frozen=True)
 class LinearEvalParams:
+    protocol: str
     epochs: int
     batch_size: int
     lr: float
+    lr_min: float
+    momentum: float
     weight_decay: float
+    warmup_epochs: int
+    grad_clip: float
+
+    @property
+    def lr_step(self) -> str:
+        """Both protocols step their warm-up + cosine per iteration, as the original does."""
+        return "iteration"
 
 
 @dataclass(frozen=True)
