@@ -32,6 +32,8 @@ def _recipe(**changes) -> PretrainParams:
         warmup_epochs=1,
         temperature=0.1,
         grad_clip=5.0,
+        bn_affine=True,
+        images="all",
     )
     return dataclasses.replace(base, **changes)
 
