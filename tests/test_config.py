@@ -106,3 +106,14 @@ def test_dvc_stage_params_are_the_keys_the_stages_track():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, keys in STAGE_PARAMS.items():
         assert tuple(stages[name]["params"]) == keys, name
+
+
+def test_accumulated_gate_gradients_need_the_two_mode(tiny_config):
+    config = _with(
+        _with(tiny_config, "search.gate_gradients", "accumulate"), "search.gate_mode", "full_v2"
+    )
+    with pytest.raises(SswpError, match="reproduces the original's `two` mode only"):
+        params_from_dict(config)
+    assert params_from_dict(_with(config, "search.gate_mode", "two")).search.gate_gradients == (
+        "accumulate"
+    )

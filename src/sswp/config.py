@@ -59,14 +59,17 @@ class PhaseRatios:
 class SearchParams:
     objective: str
     stem: str
+    stem_affine: bool
     byol_tau: float
     layers: int
     channels: int
     gate_mode: str
+    gate_gradients: str
     epochs: int
     batch_size: int
     phases: PhaseRatios
     min_warmup_epochs: int
+    arch_delay_epochs: int
     prune_order: str
     eval_every: int
     temperature: float
@@ -87,12 +90,21 @@ class SearchParams:
 
 
 @dataclass(frozen=True)
+class ChildParams:
+    """The discrete network built from a genotype, in every stage that trains or probes it."""
+
+    pool_bn_affine: bool
+
+
+@dataclass(frozen=True)
 class SGDParams:
     """SGD with linear warm-up then cosine: the recipe of every child-network stage."""
 
     epochs: int
     batch_size: int
     lr: float
+    lr_min: float
+    lr_step: str
     momentum: float
     weight_decay: float
     warmup_epochs: int
@@ -128,14 +140,26 @@ class FinetuneParams(SupervisedParams):
 class PretrainParams(SGDParams):
     temperature: float
     grad_clip: float
+    bn_affine: bool
+    images: str
 
 
 @dataclass(frozen=True)
 class LinearEvalParams:
+    protocol: str
     epochs: int
     batch_size: int
     lr: float
+    lr_min: float
+    momentum: float
     weight_decay: float
+    warmup_epochs: int
+    grad_clip: float
+
+    @property
+    def lr_step(self) -> str:
+        """Both protocols step their warm-up + cosine per iteration, as the original does."""
+        return "iteration"
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,7 @@ class Params:
     runtime: RuntimeParams
     data: DataParams
     search: SearchParams
+    child: ChildParams
     train: TrainParams
     finetune: FinetuneParams
     pretrain: PretrainParams
@@ -209,7 +234,13 @@ def validate(raw: Any, source: str = "params") -> None:
             f"{source}: finetune.label_ratios holds {whole[0]!r}; write ratios as decimals "
             f"({float(whole[0])!r}, not {whole[0]!r}): run names and output folders use them"
         )
-    phases = raw["search"]["phases"]
+    search = raw["search"]
+    if search["gate_gradients"] == "accumulate" and search["gate_mode"] != "two":
+        raise SswpError(
+            f"{source}: search.gate_gradients = 'accumulate' reproduces the original's `two` "
+            f"mode only, not gate_mode = {search['gate_mode']!r}; set search.gate_mode: two"
+        )
+    phases = search["phases"]
     total = sum(phases.values())
     if total > 1 + 1e-9:
         raise SswpError(
@@ -234,6 +265,7 @@ def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
         runtime=RuntimeParams(**raw["runtime"]),
         data=DataParams(**raw["data"]),
         search=SearchParams(**search),
+        child=ChildParams(**raw["child"]),
         train=TrainParams(**train),
         finetune=FinetuneParams(**finetune),
         pretrain=PretrainParams(**raw["pretrain"]),

@@ -34,7 +34,17 @@ def test_probe_learns_separable_features_and_is_deterministic():
     labels = torch.arange(300) % 3
     centres = torch.randn(3, 8, generator=gen) * 4
     features = centres[labels] + torch.randn(300, 8, generator=gen) + 100  # far from 0
-    lp = LinearEvalParams(epochs=20, batch_size=32, lr=0.1, weight_decay=0.0)
+    lp = LinearEvalParams(
+        protocol="features",
+        epochs=20,
+        batch_size=32,
+        lr=0.1,
+        lr_min=0.0,
+        momentum=0.9,
+        weight_decay=0.0,
+        warmup_epochs=0,
+        grad_clip=5.0,
+    )
     probe, history = fit_probe(features, labels, 3, lp, seed=1)
     again, _ = fit_probe(features, labels, 3, lp, seed=1)
     assert len(history) == 20 and history[-1]["train_loss"] < history[0]["train_loss"]

@@ -181,7 +181,7 @@ def test_supervised_steps_read_labelled_images_of_their_own_half(tiny_params, sm
             return _step(batch, *args, **kwargs)
 
         setattr(loop.stepper, f"{kind}_step", spy)
-    loop.train_epoch(loop.schedule.warmup, StopFlag(), None, None)
+    loop.train_epoch(loop.schedule.arch_start, StopFlag(), None, None)
     assert seen["arch"] and all(bool((b == 0).all()) for b in seen["arch"])
     assert seen["weight"] and all(bool((b == 1).all()) for b in seen["weight"])
 

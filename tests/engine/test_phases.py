@@ -47,3 +47,13 @@ def test_backward_order_freezes_last_cell_first(search_params):
 def test_too_few_epochs_is_a_clear_error(search_params):
     with pytest.raises(SswpError, match="too few"):
         build_schedule(dataclasses.replace(search_params, epochs=50))
+
+
+def test_arch_steps_start_after_the_warmup_plus_the_delay(search_params):
+    assert search_params.arch_delay_epochs == 1  # the original's boundary
+    schedule = build_schedule(search_params)
+    assert schedule.arch_start == 61
+    assert schedule.warm(60) and not schedule.warm(61)
+    assert schedule.phase(60) == "search"
+    at_boundary = build_schedule(dataclasses.replace(search_params, arch_delay_epochs=0))
+    assert at_boundary.arch_start == 60 and not at_boundary.warm(60)

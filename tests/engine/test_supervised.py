@@ -102,3 +102,27 @@ def test_loop_trains_on_the_smoothed_loss_and_tests_on_plain_cross_entropy(sp):
         test_logits, _ = model.eval()(test[0])
     assert metrics["test_loss"] == pytest.approx(smoothed_ce(test_logits, test[1], 0.0), rel=1e-5)
     assert metrics["test_loss"] != pytest.approx(smoothed_ce(test_logits, test[1], 0.1), rel=1e-4)
+
+
+class _NullLogger:
+    def log_epoch(self, epoch, metrics):
+        pass
+
+
+def test_run_reports_the_final_and_the_best_test_accuracy_over_epochs(sp, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    params = load_params(IMAGENET_PARAMS)
+    runtime = dataclasses.replace(params.runtime, progress="never")
+    sp = dataclasses.replace(sp, epochs=4, warmup_epochs=0, lr=0.5, auxiliary_weight=0.0)
+    genotype = derive_genotype([torch.randn(14, 7) for _ in range(3)])
+    model = ChildNetwork(genotype, channels=4, num_classes=3, auxiliary=False, stem="imagenet")
+    train = (torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2]))
+    test = (torch.randn(6, 3, 32, 32), torch.tensor([2, 1, 0, 1, 0, 2]))
+    hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False)
+    loop = SupervisedLoop(model, OneBatch(*train), OneBatch(*test), sp, runtime, hw, "best")
+    metrics = loop.run(_NullLogger(), Checkpointer("best", {}), StopFlag())
+    accs = [epoch["test_acc"] for epoch in loop.history]
+    assert len(accs) == 4
+    assert metrics["test_acc"] == accs[-1]
+    assert metrics["best_test_acc"] == max(accs)

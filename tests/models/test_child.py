@@ -4,16 +4,19 @@ import pytest
 import torch
 from torch import nn
 
-from sswp.models.child import AuxPool, ChildNetwork, inherit_weights
+from sswp.models.child import AuxPool, BatchNormAffinity, ChildNetwork, inherit_weights
 from sswp.nas.genotype import derive_genotype
 from sswp.nas.reference import reference_genotype
 from sswp.nas.supernet import SuperNet
 
 
-def _trained_supernet(layers: int, channels: int, stem: str = "cifar", size: int = 16) -> SuperNet:
-    """A supernet whose weights and BN statistics are not at their initial values."""
+def _trained_supernet(
+    layers: int, channels: int, stem: str = "cifar", size: int = 16, stem_affine: bool = False
+) -> SuperNet:
+    """A supernet whose weights, BN statistics (and stem gamma/beta) are not at their initial
+    values."""
     torch.manual_seed(0)
-    net = SuperNet(layers, channels, stem=stem)
+    net = SuperNet(layers, channels, stem=stem, stem_affine=stem_affine)
     with torch.no_grad():
         for cell in net.cells:
             cell.alpha.normal_(0, 2)
@@ -28,12 +31,28 @@ def _trained_supernet(layers: int, channels: int, stem: str = "cifar", size: int
     return net
 
 
+def _pool_genotype(net: SuperNet):
+    """The supernet's genotype with a pool on at least one edge, so pool BN is exercised."""
+    with torch.no_grad():
+        net.cells[0].alpha[0, 1] = 10.0  # node 0's edge from s0: max pool, kept (highest p)
+    return net.derive(max_skips=2, max_pools=2)
+
+
 # The imagenet stem needs 64 px for 8x8 maps after it (stride 8), 2x2 after two reductions.
+# (stem_affine, pool_bn_affine): this project's default, and the original's BN affinity.
 @pytest.mark.parametrize(("stem", "size"), [("cifar", 16), ("imagenet", 64)])
-def test_inherited_child_equals_restricted_supernet_in_eval_mode(stem, size):
-    net = _trained_supernet(layers=6, channels=4, stem=stem, size=size)  # reductions at 2, 4
-    genotype = net.derive(max_skips=2, max_pools=2)
-    child = ChildNetwork(genotype, channels=4, num_classes=10, auxiliary=True, stem=stem)
+@pytest.mark.parametrize(("stem_affine", "pool_affine"), [(False, True), (True, False)])
+def test_inherited_child_equals_restricted_supernet_in_eval_mode(
+    stem, size, stem_affine, pool_affine
+):
+    net = _trained_supernet(6, 4, stem, size, stem_affine)  # reductions at 2, 4
+    genotype = _pool_genotype(net)
+    child = ChildNetwork(
+        genotype, 4, 10, auxiliary=True, stem=stem, bn=BatchNormAffinity(pools=pool_affine)
+    )
+    pool_bn = child.cells[0].ops[0][1]
+    assert genotype.cells[0].edges[0][0] == "max_pool_3x3"
+    assert pool_bn.affine is pool_affine and child.cells[0].preprocess1[2].affine
     copied = inherit_weights(child, net.state_dict())
     assert copied > 0
     supernet_state = net.state_dict()
@@ -41,6 +60,13 @@ def test_inherited_child_equals_restricted_supernet_in_eval_mode(stem, size):
     stem_keys = [k for k in child_state if k.startswith("stem.") and k in supernet_state]
     assert any(k.endswith("running_var") for k in stem_keys)
     assert all(torch.equal(child_state[k], supernet_state[k]) for k in stem_keys)
+    # An affine supernet stem hands its learned gamma/beta on; otherwise the child keeps 1, 0.
+    gammas = [k for k in child_state if k.startswith("stem.") and k.endswith(".weight")]
+    learned = [k for k in gammas if child_state[k].dim() == 1]
+    assert learned and all(k in stem_keys for k in learned) is stem_affine
+    assert any(
+        not torch.equal(child_state[k], torch.ones_like(child_state[k])) for k in learned
+    ) is (stem_affine)
     net.restrict_to(genotype)
     net.eval()
     child.eval()
@@ -50,7 +76,7 @@ def test_inherited_child_equals_restricted_supernet_in_eval_mode(stem, size):
         got, _ = child.features(x)
     assert (expected - got).abs().max().item() <= 1e-5
     # A freshly initialised child is a different function: the check above is not vacuous.
-    fresh = ChildNetwork(genotype, channels=4, num_classes=10, auxiliary=True, stem=stem).eval()
+    fresh = ChildNetwork(genotype, 4, 10, auxiliary=True, stem=stem).eval()
     with torch.no_grad():
         assert (fresh.features(x)[0] - expected).abs().max().item() > 1e-3
 

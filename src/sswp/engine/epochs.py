@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Protocol
 
@@ -26,12 +26,31 @@ from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
 log = logging.getLogger(__name__)
 
 
-def warmup_cosine(epoch: int, warmup: int, epochs: int) -> float:
-    """LR factor: linear warm-up over `warmup` epochs, then cosine to 0 over the rest."""
+def warmup_cosine(epoch: int, warmup: int, epochs: int, floor: float = 0.0) -> float:
+    """LR factor per epoch: linear warm-up over `warmup` epochs (the first epoch already at
+    1/warmup), then cosine from 1 to `floor` over the rest."""
     if epoch < warmup:
         return (epoch + 1) / warmup
     span = max(1, epochs - warmup)
-    return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / span))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / span))
+
+
+def iteration_warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.0) -> float:
+    """LR factor per iteration, as the original steps it: linear from 0 over `warmup`
+    iterations, then cosine from 1 towards `floor` over the remaining ones."""
+    if step < warmup:
+        return step / warmup
+    span = max(1, total - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / span))
+
+
+def lr_factor(recipe: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
+    """The LambdaLR factor of `recipe`, counted in epochs or iterations (`recipe.lr_step`)."""
+    floor = recipe.lr_min / recipe.lr
+    if recipe.lr_step == "iteration":
+        warmup, total = recipe.warmup_epochs * steps_per_epoch, recipe.epochs * steps_per_epoch
+        return partial(iteration_warmup_cosine, warmup=warmup, total=total, floor=floor)
+    return partial(warmup_cosine, warmup=recipe.warmup_epochs, epochs=recipe.epochs, floor=floor)
 
 
 def _fresh_sums() -> dict[str, float]:
@@ -82,10 +101,14 @@ class Recipe(Protocol):
     weight_decay: float
     warmup_epochs: int
     grad_clip: float
+    lr_min: float
+    lr_step: str
 
 
 class EpochLoop:
     """SGD with warm-up + cosine over `train_loader`, one `train_step` per batch.
+
+    The schedule steps once per epoch or once per optimiser step (`recipe.lr_step`).
 
     It owns the model (SyncBN and DDP as the runtime asks), the optimiser, schedule and loss
     scaler, and the per-epoch sums of loss, correct predictions and examples.
@@ -114,8 +137,9 @@ class EpochLoop:
         self.opt = torch.optim.SGD(
             self.trainable, recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
+        self.per_iteration = recipe.lr_step == "iteration"
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda e: warmup_cosine(e, recipe.warmup_epochs, recipe.epochs)
+            self.opt, lr_factor(recipe, len(train_loader))
         )
         self.sums = _fresh_sums()
         self.history: list[dict[str, float]] = []
@@ -143,6 +167,8 @@ class EpochLoop:
         nn.utils.clip_grad_norm_(self.trainable, self.recipe.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
+        if self.per_iteration:
+            self.sched.step()
 
     def count(self, loss: float, correct: float, examples: int) -> None:
         """Add a batch to the epoch's sums: its mean loss, correct count and size."""
@@ -206,7 +232,8 @@ class EpochLoop:
                 f"{self.name} epoch {epoch} step {step + 1}",
                 partial(self.state_dict, epoch, step + 1),
             )
-        self.sched.step()
+        if not self.per_iteration:
+            self.sched.step()
         sums, self.sums = self.sums, _fresh_sums()
         loss, correct, count = sum_scalars(
             [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device

@@ -1,20 +1,25 @@
-"""Linear evaluation: a linear classifier on the frozen backbone's pooled features.
+"""Linear evaluation: a linear classifier on a frozen backbone, under one of two protocols.
 
-The backbone never changes, so its features are computed once per image (no augmentation,
-BatchNorm in eval mode) and the classifier is trained on them directly: seconds instead
-of a full training run, and the same protocol for preserved and two-stage weights.
+`features`: the backbone never changes, so its features are computed once per image (no
+augmentation, BatchNorm in eval mode) and the classifier is trained on them directly:
+seconds instead of a full training run. `augmented` (the original's): the linear layer is
+trained on augmented images through the backbone with its BatchNorm in train mode (so
+its running statistics follow the labelled images), evaluated on the test set every epoch.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sswp.config import LinearEvalParams
+from sswp.config import LinearEvalParams, RuntimeParams
+from sswp.engine.epochs import EpochLoop, lr_factor
 from sswp.engine.runtime import Hardware
+from sswp.engine.supervised import evaluate
 from sswp.models.child import ChildNetwork
 
 
@@ -54,7 +59,8 @@ def fit_probe(
     seed: int,
     device: torch.device | None = None,
 ) -> tuple[LinearProbe, list[dict[str, float]]]:
-    """SGD (momentum 0.9, cosine lr) on shuffled mini-batches; returns the probe and history.
+    """SGD (per-iteration warm-up + cosine, clipped) on shuffled mini-batches; returns the
+    probe and history.
 
     Trains on `device` (the stage's GPU when there is one): ImageNet features are millions.
     """
@@ -64,9 +70,11 @@ def fit_probe(
     features, labels = features.to(device), labels.to(device)
     std = features.std(dim=0, unbiased=False).clamp_min(1e-6)
     probe = LinearProbe(features.mean(dim=0), std, num_classes).to(device)
-    opt = torch.optim.SGD(probe.parameters(), lp.lr, momentum=0.9, weight_decay=lp.weight_decay)
+    opt = torch.optim.SGD(
+        probe.parameters(), lp.lr, momentum=lp.momentum, weight_decay=lp.weight_decay
+    )
     steps_per_epoch = math.ceil(len(labels) / lp.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, lp.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(lp, steps_per_epoch))
     history = []
     for _ in range(lp.epochs):
         order = torch.randperm(len(labels), generator=generator).to(device)
@@ -76,6 +84,7 @@ def fit_probe(
             loss = F.cross_entropy(logits, labels[batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            nn.utils.clip_grad_norm_(probe.parameters(), lp.grad_clip)
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(batch)
@@ -88,3 +97,53 @@ def fit_probe(
 def probe_accuracy(probe: LinearProbe, features: torch.Tensor, labels: torch.Tensor) -> float:
     device = probe.mean.device
     return (probe(features.to(device)).argmax(1) == labels.to(device)).float().mean().item()
+
+
+class AugmentedLinearLoop(EpochLoop):
+    """The original's protocol: only the classifier trains, on augmented labelled images,
+    with the backbone in train mode (BN batch statistics, running statistics updated) and
+    no drop path; the test accuracy is measured after every epoch."""
+
+    def __init__(
+        self,
+        model: ChildNetwork,
+        train_loader,
+        test_loader,
+        lp: LinearEvalParams,
+        runtime: RuntimeParams,
+        hw: Hardware,
+        name: str,
+    ):
+        model.requires_grad_(False)
+        model.classifier.requires_grad_(True)
+        model.drop_path_prob = 0.0
+        super().__init__(
+            name,
+            model,
+            train_loader,
+            lp,
+            runtime,
+            hw,
+            trainable=list(model.classifier.parameters()),
+        )
+        self.test_loader = test_loader
+
+    def train_step(self, batch: Any) -> None:
+        images, labels = batch
+        images, labels = self.hw.images(images), labels.to(self.hw.device)
+        with self.hw.autocast():
+            logits, _ = self.forward_module(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        self.optimise(loss)
+        self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
+
+    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
+        self.test_loader.set_epoch(epoch)
+        test = evaluate(self.model, self.test_loader, self.hw)
+        return {
+            "train_loss": loss,
+            "train_acc": acc,
+            "test_loss": test["loss"],
+            "test_acc": test["acc"],
+            "lr": lr,
+        }

@@ -15,6 +15,11 @@ class SearchSchedule:
     prune: int
     stabilise: int
     freeze_epochs: tuple[tuple[int, int], ...]  # (epoch, cell) in freezing order
+    arch_start: int  # first epoch with arch steps and skip/pool drops
+
+    def warm(self, epoch: int) -> bool:
+        """Still warming up: no arch steps, no skip/pool drops, alphas untouched."""
+        return epoch < self.arch_start
 
     @property
     def epochs(self) -> int:
@@ -48,7 +53,8 @@ def build_schedule(params: SearchParams) -> SearchSchedule:
     """Epoch counts from the phase ratios; the minimum warm-up is taken from the search phase.
 
     Cells freeze at evenly spaced epochs over the prune phase, first at its first epoch,
-    last at its last epoch, so every cell is frozen when the prune phase ends.
+    last at its last epoch, so every cell is frozen when the prune phase ends. Arch steps
+    start `arch_delay_epochs` after the warm-up (the original's start one epoch late).
     """
     ratios = params.phases
     total = params.epochs
@@ -73,4 +79,11 @@ def build_schedule(params: SearchParams) -> SearchSchedule:
         for k, cell in enumerate(order):
             offset = (k * (prune - 1)) // last if last else 0
             freeze.append((start + offset, cell))
-    return SearchSchedule(warmup_floor, search, prune, stabilise, tuple(freeze))
+    return SearchSchedule(
+        warmup_floor,
+        search,
+        prune,
+        stabilise,
+        tuple(freeze),
+        arch_start=warmup_floor + params.arch_delay_epochs,
+    )

@@ -87,10 +87,20 @@ class SearchStepper:
         paths: torch.Generator,
         hw: Hardware,
         grad_clip: float,
+        gate_gradients: str = "fresh",
     ):
         self.objective, self.net = objective, objective.net
         self.weight_opt, self.arch_opt, self.paths, self.hw = weight_opt, arch_opt, paths, hw
         self.grad_clip = grad_clip
+        # `accumulate` (the original's bug): every step's gate gradients, weight steps
+        # included, add to one running sum per edge that is never zeroed; arch steps use it.
+        self.gate_sums: torch.Tensor | None = None
+        if gate_gradients == "accumulate":
+            if self.net.gate_mode != "two":
+                raise ValueError("accumulated gate gradients reproduce the `two` mode only")
+            cells, edges = len(self.net.cells), len(self.net.cells[0].edges)
+            alpha = self.net.cells[0].alpha
+            self.gate_sums = torch.zeros(cells, edges, alpha.shape[1], device=alpha.device)
         self.weight_params = objective.weight_parameters()  # once: thousands of tensors
         self.scaler = hw.grad_scaler()
         # Each step trains one sampled path: the other ops are unused, on every rank alike.
@@ -99,11 +109,24 @@ class SearchStepper:
     def weight_step(
         self, batch: Batch, drop_skip: float = 0.0, drop_pool: float = 0.0
     ) -> tuple[float, float]:
-        """SGD on the weights of one sampled path; unsampled ops get no gradient at all."""
+        """SGD on the weights of one sampled path; unsampled ops get no gradient at all.
+
+        Accumulating gate gradients, the gates are open here too (the inactive op runs,
+        detached) and their gradients join the running sums.
+        """
         self.net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
+        if self.gate_sums is not None:
+            self.net.open_gates()
         loss, acc = self.forward_module(batch)
         self.weight_opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.gate_sums is not None:
+            gates = self._live_gates()
+            grads = [g.grad if g.grad is not None else torch.zeros_like(g) for _, _, g in gates]
+            average_(grads, self.hw.dist)
+            if all(torch.isfinite(g).all() for g in grads):
+                self._accumulate(gates, grads)
+            self.net.close_gates()
         self.scaler.unscale_(self.weight_opt)
         nn.utils.clip_grad_norm_(self.weight_params, self.grad_clip)
         self.scaler.step(self.weight_opt)
@@ -116,14 +139,19 @@ class SearchStepper:
         net = self.net
         net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
         net.open_gates()
-        gates = [edge.gates for cell in net.live_cells() for edge in cell.edges]
+        live = self._live_gates()
+        gates = [gate for _, _, gate in live]
         loss, _ = self.objective(batch)  # no DDP: only gate gradients are needed
-        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
         grads = list(torch.autograd.grad(self.scaler.scale(loss), gates))
         average_(grads, self.hw.dist)
         if all(torch.isfinite(g).all() for g in grads):
-            for gate, grad in zip(gates, grads, strict=True):
-                gate.grad = grad / scale
+            if self.gate_sums is None:
+                for gate, grad in zip(gates, grads, strict=True):
+                    gate.grad = grad / self._scale()
+            else:
+                self._accumulate(live, grads)
+                for c, e, gate in live:
+                    gate.grad = self.gate_sums[c, e].clone()
             net.set_alpha_gradients()
             before = [a.detach().clone() for a in net.alphas()]
             self.arch_opt.step()
@@ -131,6 +159,27 @@ class SearchStepper:
         self.arch_opt.zero_grad(set_to_none=True)
         net.close_gates()
         return loss.item()
+
+    def _scale(self) -> float:
+        return self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+
+    def _live_gates(self) -> list[tuple[int, int, torch.Tensor]]:
+        """(cell, edge, gates) of every edge of the unfrozen cells, gates open."""
+        return [
+            (c, e, edge.gates)
+            for c, cell in enumerate(self.net.cells)
+            if not cell.frozen
+            for e, edge in enumerate(cell.edges)
+            if edge.gates is not None
+        ]
+
+    def _accumulate(
+        self, live: list[tuple[int, int, torch.Tensor]], grads: list[torch.Tensor]
+    ) -> None:
+        assert self.gate_sums is not None
+        scale = self._scale()
+        for (c, e, _), grad in zip(live, grads, strict=True):
+            self.gate_sums[c, e] += grad.to(self.gate_sums.dtype) / scale
 
 
 class SearchLoop:
@@ -140,7 +189,9 @@ class SearchLoop:
         sp = params.search
         self.params, self.sp, self.hw = params, sp, hw
         self.schedule: SearchSchedule = build_schedule(sp)
-        self.net = net = SuperNet(sp.layers, sp.channels, sp.gate_mode, stem=sp.stem)
+        self.net = net = SuperNet(
+            sp.layers, sp.channels, sp.gate_mode, stem=sp.stem, stem_affine=sp.stem_affine
+        )
         mean, std = norm
         if sp.batch_size % hw.dist.world_size or sp.batch_size < 2 * hw.dist.world_size:
             raise SswpError(
@@ -218,7 +269,13 @@ class SearchLoop:
         )
         self.paths = torch.Generator().manual_seed(params.seed)
         self.stepper = SearchStepper(
-            self.objective, self.weight_opt, self.arch_opt, self.paths, hw, sp.grad_clip
+            self.objective,
+            self.weight_opt,
+            self.arch_opt,
+            self.paths,
+            hw,
+            sp.grad_clip,
+            gate_gradients=sp.gate_gradients,
         )
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Snapshot] = {}
@@ -237,6 +294,7 @@ class SearchLoop:
             "weight_sched": self.weight_sched.state_dict(),
             "arch_opt": self.arch_opt.state_dict(),
             "scaler": self.stepper.scaler.state_dict(),
+            "gate_sums": self.stepper.gate_sums,
             "paths": self.paths.get_state(),
             "rng": rng_state(),
             "history": self.history,
@@ -255,6 +313,8 @@ class SearchLoop:
         self.weight_sched.load_state_dict(state["weight_sched"])
         self.arch_opt.load_state_dict(state["arch_opt"])
         self.stepper.scaler.load_state_dict(state["scaler"])
+        if self.stepper.gate_sums is not None:
+            self.stepper.gate_sums.copy_(state["gate_sums"])
         self.history = list(state["history"])
         self.best = {name: Snapshot.from_state(snap) for name, snap in state["best"].items()}
         self.sums = dict(state["sums"])
@@ -301,7 +361,7 @@ class SearchLoop:
             if not self.net.cells[cell].frozen:
                 self.net.cells[cell].freeze()
                 log.info("epoch %d: froze cell %d", epoch, cell)
-        warm = epoch < self.schedule.warmup
+        warm = self.schedule.warm(epoch)
         arch_active = not warm and bool(self.net.live_cells())
         self.objective.train()
         self.weight_loader.set_epoch(epoch)

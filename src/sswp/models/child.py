@@ -7,6 +7,8 @@ so inheritance is a prefix-mapped state-dict copy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,19 +27,41 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x / keep * mask
 
 
+@dataclass(frozen=True)
+class BatchNormAffinity:
+    """Which of the child's BatchNorms learn gamma/beta.
+
+    `cells`: every BN inside the cells (the original pre-trains its two-stage baseline with
+    none). `pools`: the BN after a pool, non-affine in the original child; it only applies
+    when `cells` is true. The stem's BN is always affine.
+    """
+
+    cells: bool = True
+    pools: bool = True
+
+
 class ChildCell(nn.Module):
-    def __init__(self, genotype: CellGenotype, c_pp: int, c_p: int, c: int, reduction_prev: bool):
+    def __init__(
+        self,
+        genotype: CellGenotype,
+        c_pp: int,
+        c_p: int,
+        c: int,
+        reduction_prev: bool,
+        bn: BatchNormAffinity,
+    ):
         super().__init__()
         self.reduction = genotype.reduction
+        affine, pools = bn.cells, bn.cells and bn.pools
         self.preprocess0 = (
-            FactorizedReduce(c_pp, c, affine=True)
+            FactorizedReduce(c_pp, c, affine=affine)
             if reduction_prev
-            else ReLUConvBN(c_pp, c, 1, 1, 0, affine=True)
+            else ReLUConvBN(c_pp, c, 1, 1, 0, affine=affine)
         )
-        self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=True)
+        self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=affine)
         self.sources = [src for _, src in genotype.edges]
         self.ops = nn.ModuleList(
-            make_op(op, c, 2 if self.reduction and src < 2 else 1, affine=True)
+            make_op(op, c, 2 if self.reduction and src < 2 else 1, affine, pool_affine=pools)
             for op, src in genotype.edges
         )
 
@@ -111,6 +135,7 @@ class ChildNetwork(nn.Module):
         num_classes: int,
         auxiliary: bool,
         stem: str = "cifar",
+        bn: BatchNormAffinity = BatchNormAffinity(),
     ):
         super().__init__()
         self.genotype = genotype
@@ -118,7 +143,7 @@ class ChildNetwork(nn.Module):
         self.stem = make_stem(stem, channels, affine=True)
         plan = cell_channels(genotype.layers, channels, stem)
         self.cells = nn.ModuleList(
-            ChildCell(cell_geno, c_pp, c_p, c, reduction_prev)
+            ChildCell(cell_geno, c_pp, c_p, c, reduction_prev, bn)
             for cell_geno, (c_pp, c_p, c, _, reduction_prev) in zip(
                 genotype.cells, plan, strict=True
             )
@@ -164,7 +189,8 @@ def inheritance_map(genotype: Genotype) -> dict[str, str]:
 def inherit_weights(child: ChildNetwork, supernet_state: dict[str, torch.Tensor]) -> int:
     """Copy stem, preprocess, op weights and BN statistics; heads stay new. Returns count.
 
-    Supernet BN has no affine parameters, so the child's gamma=1, beta=0 are kept.
+    Supernet BN in the cells has no affine parameters, so the child's gamma=1, beta=0 are
+    kept there; an affine supernet stem (search.stem_affine) passes on its learned gamma/beta.
     """
     mapping = inheritance_map(child.genotype)
     child_state = child.state_dict()

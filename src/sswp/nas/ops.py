@@ -22,6 +22,7 @@ CANDIDATE_OPS: tuple[str, ...] = (
 )
 SKIP_INDEX = 0
 POOL_INDICES = (1, 2)
+POOL_NAMES = tuple(CANDIDATE_OPS[i] for i in POOL_INDICES)
 NON_PARAMETRIC = (0, 1, 2)
 PARAMETRIC = tuple(range(3, len(CANDIDATE_OPS)))
 SHORT_NAMES = {
@@ -108,5 +109,10 @@ OPS: dict[str, OpFactory] = {
 }
 
 
-def make_op(name: str, channels: int, stride: int, affine: bool) -> nn.Module:
+def make_op(
+    name: str, channels: int, stride: int, affine: bool, pool_affine: bool | None = None
+) -> nn.Module:
+    """The op `name`; the BN after a pool is affine if `pool_affine` (default: `affine`)."""
+    if name in POOL_NAMES:
+        return OPS[name](channels, stride, affine if pool_affine is None else pool_affine)
     return OPS[name](channels, stride, affine)

@@ -1,7 +1,9 @@
 """The proxy-free supernet: every cell has its own architecture logits (14 edges x 7 ops).
 
-BatchNorm is non-affine throughout, so that a child network whose BN starts at
+BatchNorm in the cells is non-affine, so that a child network whose BN starts at
 gamma=1, beta=0 computes exactly what the supernet restricted to its genotype computes.
+The stem's BN is affine if `stem_affine` (as in the original); the child copies its
+learned gamma/beta along with its statistics, so the equality holds either way.
 """
 
 from __future__ import annotations
@@ -152,10 +154,17 @@ class SearchCell(nn.Module):
 
 
 class SuperNet(nn.Module):
-    def __init__(self, layers: int, channels: int, gate_mode: str = "two", stem: str = "cifar"):
+    def __init__(
+        self,
+        layers: int,
+        channels: int,
+        gate_mode: str = "two",
+        stem: str = "cifar",
+        stem_affine: bool = False,
+    ):
         super().__init__()
         self.layers, self.channels, self.gate_mode = layers, channels, gate_mode
-        self.stem = make_stem(stem, channels, affine=False)
+        self.stem = make_stem(stem, channels, affine=stem_affine)
         plan = cell_channels(layers, channels, stem)
         self.cells = nn.ModuleList(SearchCell(*cell, mode=gate_mode) for cell in plan)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from sswp import atomic
 from sswp.config import Params, SupervisedParams
@@ -24,7 +25,7 @@ from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import Hardware, MetricLogger
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
-from sswp.models.child import ChildNetwork, inherit_weights
+from sswp.models.child import BatchNormAffinity, ChildNetwork, inherit_weights
 from sswp.nas.genotype import Genotype
 from sswp.nas.reference import REFERENCES, reference_genotype
 from sswp.nas.supernet import search_space
@@ -105,29 +106,54 @@ def load_supernet_state(params: Params, architecture: str) -> dict[str, torch.Te
     return blob["state_dict"]
 
 
+def _bn_affine_keys(model: nn.Module) -> set[str]:
+    return {
+        f"{name}.{part}"
+        for name, module in model.named_modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine
+        for part in ("weight", "bias")
+    }
+
+
 def load_pretrained_backbone(child: ChildNetwork, seed: int) -> None:
-    """The two-stage baseline's backbone (everything but the heads) into `child`."""
+    """The two-stage baseline's backbone (everything but the heads) into `child`.
+
+    A backbone pre-trained with non-affine BN (pretrain.bn_affine: false) has no gamma/beta:
+    the child's start at gamma=1, beta=0, the same function, as in the original's finetuning.
+    """
     path = pretrain_model_path(seed)
     rerun = f"sswp pretrain --seed {seed}"
     blob = _load_weights(path, rerun)
     if blob.get("genotype") != child.genotype.to_json():
         raise SswpError(f"{path} was pre-trained on another architecture; rerun `{rerun}`")
     state = child.state_dict()
-    backbone = {k for k in state if not k.startswith(HEAD_PREFIXES)}
     saved = blob["state_dict"]
-    missing = sorted(backbone - saved.keys())
-    if missing or any(saved[k].shape != state[k].shape for k in backbone):
+    backbone = {k for k in state if not k.startswith(HEAD_PREFIXES)}
+    identity_bn = (backbone & _bn_affine_keys(child)) - saved.keys()
+    missing = sorted(backbone - saved.keys() - identity_bn)
+    present = backbone & saved.keys()
+    if missing or any(saved[k].shape != state[k].shape for k in present):
         raise SswpError(
             f"{path} does not fit this network ({len(missing)} missing); rerun `{rerun}`"
         )
-    state.update({k: saved[k] for k in backbone})
+    state.update({k: saved[k] for k in present})
+    for key in identity_bn:
+        state[key] = torch.ones_like(state[key]) if key.endswith("weight") else state[key] * 0
     child.load_state_dict(state)
 
 
 def build_child(
-    params: Params, num_classes: int, architecture: str, init: str, auxiliary: bool
+    params: Params,
+    num_classes: int,
+    architecture: str,
+    init: str,
+    auxiliary: bool,
+    affine_cells: bool = True,
 ) -> ChildNetwork:
-    """The child network of `architecture` for params.seed, started from `init` weights."""
+    """The child network of `architecture` for params.seed, started from `init` weights.
+
+    `affine_cells` false makes every BN in the cells non-affine (two-stage pre-training).
+    """
     if init != "random" and architecture in REFERENCES:
         raise SswpError(
             f"reference architecture {architecture!r} has no {init} weights; "
@@ -139,6 +165,7 @@ def build_child(
         num_classes,
         auxiliary=auxiliary,
         stem=params.search.stem,
+        bn=BatchNormAffinity(cells=affine_cells, pools=params.child.pool_bn_affine),
     )
     if init == "preserved":
         inherit_weights(model, load_supernet_state(params, architecture))

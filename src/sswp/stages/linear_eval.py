@@ -1,26 +1,42 @@
 """`sswp linear-eval`: linear classifiers on frozen backbones at one label ratio.
 
-Both self-supervised backbones are probed with the same labels: the search's preserved
-weights and the two-stage baseline's pre-trained weights. Each arm writes its own metrics
-file, shaped like a finetune's, so the report treats every arm alike.
+Every arm's backbone is probed with the same labels, under `linear_eval.protocol`: the
+search's preserved weights and the two-stage baseline's pre-trained weights. Each arm
+writes its own metrics file, shaped like a finetune's, so the report treats every arm alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from sswp import atomic
 from sswp.config import Params
-from sswp.data.datasets import load_prepared
+from sswp.data.datasets import ArrayDataset, load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import label_subset
-from sswp.engine.linear_eval import extract_features, fit_probe, probe_accuracy
-from sswp.engine.runtime import setup
+from sswp.engine.checkpoint import Checkpointer
+from sswp.engine.interrupt import stop_on_signals
+from sswp.engine.linear_eval import (
+    AugmentedLinearLoop,
+    extract_features,
+    fit_probe,
+    probe_accuracy,
+)
+from sswp.engine.runtime import Hardware, MetricLogger, setup
 from sswp.paths import HISTORY_FILE, MODEL_FILE, artifact_dir, metrics_path, probe_tag, ratio_tag
-from sswp.stages.children import build_child, evaluation_loader, loader_options
+from sswp.stages.children import (
+    build_child,
+    evaluation_loader,
+    input_files,
+    loader_options,
+    run_checkpointer,
+)
 from sswp.stages.finetune import check_ratio
 from sswp.stages.seeds import add_seed_argument
 
@@ -28,9 +44,116 @@ log = logging.getLogger(__name__)
 ARMS = ("preserved", "two_stage")
 
 
+@dataclass(frozen=True)
+class Probed:
+    """One arm's result: what to save, its per-epoch history and its metrics.
+
+    A resumable arm keeps its checkpoint until every arm's outputs are written, so a rerun
+    after an interruption does not train the finished arms again.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+    checkpointer: Checkpointer | None = None
+
+
+@dataclass(frozen=True)
+class LabelledRun:
+    """What every arm of one linear-eval run shares."""
+
+    params: Params
+    data: ArrayDataset
+    manifest: dict[str, Any]
+    indices: np.ndarray
+    ratio: float
+    hw: Hardware
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(parser)
     parser.add_argument("--ratio", type=float, required=True, help="label ratio in (0, 1]")
+
+
+def probe_features(run: LabelledRun, arm: str) -> Probed:
+    """Fit the classifier on features computed once, BN in eval mode, no augmentation."""
+    params, data, hw = run.params, run.data, run.hw
+    options = loader_options(params, data, run.manifest, hw, "linear_eval.batch_size")
+    labelled = make_loader(
+        data.train_x,
+        data.train_y,
+        run.indices,
+        "eval",
+        shuffle=False,
+        drop_last=False,
+        name="labelled",
+        **options,
+    )
+    architecture = params.finetune.architecture
+    backbone = hw.model(build_child(params, data.num_classes, architecture, arm, False))
+    train_x, train_y = extract_features(backbone, labelled, hw)
+    test_x, test_y = extract_features(backbone, evaluation_loader(data, options), hw)
+    probe, history = fit_probe(
+        train_x, train_y, data.num_classes, params.linear_eval, params.seed, hw.device
+    )
+    metrics = {
+        "test_acc": probe_accuracy(probe, test_x, test_y),
+        "train_acc": history[-1]["train_acc"],
+    }
+    return Probed(probe.cpu().state_dict(), history, metrics)
+
+
+def probe_augmented(run: LabelledRun, arm: str) -> Probed:
+    """The original's protocol: a resumable run over augmented labelled images."""
+    params, data, hw = run.params, run.data, run.hw
+    options = loader_options(params, data, run.manifest, hw, "linear_eval.batch_size")
+    name = f"linear_eval/{ratio_tag(arm, run.ratio, params.seed)}"
+    train_loader = make_loader(
+        data.train_x,
+        data.train_y,
+        run.indices,
+        "train",
+        shuffle=True,
+        drop_last=False,
+        name=f"{name} training",
+        **options,
+    )
+    architecture = params.finetune.architecture
+    model = hw.model(build_child(params, data.num_classes, architecture, arm, False))
+    checkpointer = run_checkpointer(
+        params,
+        run.manifest,
+        "linear_eval",
+        ratio_tag(arm, run.ratio, params.seed),
+        input_files(params, architecture, arm),
+        hw.dist.is_main,
+        labelled=run.indices.tolist(),
+    )
+    loop = AugmentedLinearLoop(
+        model,
+        train_loader,
+        evaluation_loader(data, options),
+        params.linear_eval,
+        params.runtime,
+        hw,
+        name,
+    )
+    metric_logger = MetricLogger(name, enabled=hw.dist.is_main)
+    try:
+        with stop_on_signals() as stop:
+            history = loop.run(metric_logger, checkpointer, stop)
+    finally:
+        metric_logger.close()
+    metrics = {
+        "test_acc": history[-1]["test_acc"],
+        "best_test_acc": max(epoch["test_acc"] for epoch in history),
+        "train_acc": history[-1]["train_acc"],
+    }
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return Probed(state, history, metrics, checkpointer)
+
+
+PROTOCOLS = {"features": probe_features, "augmented": probe_augmented}
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
@@ -38,43 +161,34 @@ def run(params: Params, args: argparse.Namespace) -> None:
     hw = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
-    options = loader_options(params, data, manifest, hw, "linear_eval.batch_size")
-    labelled = make_loader(
-        data.train_x,
-        data.train_y,
-        indices,
-        "eval",
-        shuffle=False,
-        drop_last=False,
-        name="labelled",
-        **options,
-    )
-    tests = evaluation_loader(data, options)
-    architecture = params.finetune.architecture
-    probes, results = {}, {}
+    labelled_run = LabelledRun(params, data, manifest, indices, args.ratio, hw)
+    probe_arm = PROTOCOLS[params.linear_eval.protocol]
+    probed: dict[str, Probed] = {}
     for arm in ARMS:
-        backbone = hw.model(build_child(params, data.num_classes, architecture, arm, False))
-        train_x, train_y = extract_features(backbone, labelled, hw)
-        test_x, test_y = extract_features(backbone, tests, hw)
-        probe, history = fit_probe(
-            train_x, train_y, data.num_classes, params.linear_eval, params.seed, hw.device
+        probed[arm] = probe_arm(labelled_run, arm)
+        log.info(
+            "linear eval %s at %g labels: test accuracy %.4f",
+            arm,
+            args.ratio,
+            probed[arm].metrics["test_acc"],
         )
-        acc = probe_accuracy(probe, test_x, test_y)
-        log.info("linear eval %s at %g labels: test accuracy %.4f", arm, args.ratio, acc)
-        probes[arm] = {"state_dict": probe.cpu().state_dict(), "history": history}
-        results[arm] = {
-            "test_acc": acc,
-            "train_acc": history[-1]["train_acc"],
+    if not hw.dist.is_main:
+        return
+    with atomic.staged_dir(artifact_dir("linear_eval", probe_tag(args.ratio, params.seed))) as out:
+        torch.save({arm: p.state_dict for arm, p in probed.items()}, out / MODEL_FILE)
+        atomic.write_json(out / HISTORY_FILE, {arm: p.history for arm, p in probed.items()})
+    for arm, result in probed.items():
+        metrics = {
+            **result.metrics,
+            "protocol": params.linear_eval.protocol,
             "init": arm,
             "label_ratio": args.ratio,
             "labelled_images": len(indices),
-            "architecture": architecture,
+            "architecture": params.finetune.architecture,
             "seed": params.seed,
         }
-    with atomic.staged_dir(artifact_dir("linear_eval", probe_tag(args.ratio, params.seed))) as out:
-        torch.save({arm: p["state_dict"] for arm, p in probes.items()}, out / MODEL_FILE)
-        atomic.write_json(out / HISTORY_FILE, {arm: p["history"] for arm, p in probes.items()})
-    for arm, metrics in results.items():
         atomic.write_json(
             metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)), metrics
         )
+        if result.checkpointer is not None:
+            result.checkpointer.clear()

@@ -1,6 +1,7 @@
 """`sswp pretrain`: the two-stage baseline's SimCLR pre-training of finetune.architecture.
 
-Random init, every training image, labels unused; the backbone it leaves in
+Random init, every training image or the search's weight half (`pretrain.images`), labels
+unused; the backbone it leaves in
 artifacts/pretrain/seed-S/ initialises `sswp finetune --init two_stage` and
 `sswp linear-eval`'s two-stage arm.
 """
@@ -14,6 +15,7 @@ import numpy as np
 from sswp.config import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.loaders import make_loader
+from sswp.data.splits import Splits
 from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
 from sswp.engine.runtime import MetricLogger, setup
@@ -32,24 +34,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(parser)
 
 
+def pretrain_images(params: Params, num_train: int, splits: Splits) -> np.ndarray:
+    """The training images pre-trained on: all of them, or the search's weight half."""
+    if params.pretrain.images == "search_weights":
+        return splits.search_weights
+    return np.arange(num_train)
+
+
 def run(params: Params, args: argparse.Namespace) -> None:
     tag = seed_tag(params.seed)
     name = f"pretrain/{tag}"
     architecture = params.finetune.architecture
     hw = setup(params.runtime, params.seed)
-    data, _, manifest = load_prepared()
+    data, splits, manifest = load_prepared()
     options = loader_options(params, data, manifest, hw, "pretrain.batch_size")
     train_loader = make_loader(
         data.train_x,
         data.train_y,
-        np.arange(len(data.train_y)),
+        pretrain_images(params, len(data.train_y), splits),
         "simclr",
         shuffle=True,
         drop_last=True,
         name=f"{name} training",
         **options,
     )
-    child = build_child(params, data.num_classes, architecture, "random", auxiliary=False)
+    child = build_child(
+        params,
+        data.num_classes,
+        architecture,
+        "random",
+        auxiliary=False,
+        affine_cells=params.pretrain.bn_affine,
+    )
     model = hw.model(ContrastiveChild(child))
     checkpointer = run_checkpointer(
         params,

@@ -14,6 +14,8 @@ _SUPERVISED = (
     "epochs",
     "batch_size",
     "lr",
+    "lr_min",
+    "lr_step",
     "momentum",
     "weight_decay",
     "warmup_epochs",
@@ -35,7 +37,7 @@ _RUN = (
     "data.loader",
     "data.workers",
 )
-_CHILD = (*_RUN, "search.layers", "search.channels", "search.stem")
+_CHILD = (*_RUN, "search.layers", "search.channels", "search.stem", "child.pool_bn_affine")
 _FINETUNE = (*_CHILD, "finetune.architecture", *(f"finetune.{key}" for key in _SUPERVISED))
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
