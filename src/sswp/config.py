@@ -45,6 +45,8 @@ class DataParams:
     loader: str
     workers: int
     split_seed: int
+    hflip: bool
+    simclr_min_crop: float
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ ALL_ARMS = (
     Arm("finetune", "two_stage", "finetune_two_stage"),
     Arm("linear_eval", "preserved", "linear_preserved"),
     Arm("linear_eval", "two_stage", "linear_two_stage"),
+    Arm("linear_eval", "random", "linear_random"),
 )
 OPTIONAL_FINETUNE_INITS = ("preserved", "random")
 

@@ -11,7 +11,7 @@ SEEDS = list(config["seeds"])
 ARCHITECTURES = [*config["train"]["architectures"], *config["train"]["references"]]
 RATIOS = [str(float(r)) for r in config["finetune"]["label_ratios"]]
 INITS = list(config["finetune"]["inits"])
-LINEAR_EVAL_ARMS = ["preserved", "two_stage"]
+LINEAR_EVAL_ARMS = ["preserved", "two_stage", "random"]
 # Built from docker/Dockerfile; used when Snakemake runs with `--sdm apptainer`.
 # SSWP_IMAGE=/path/to/sswp.sif (built from docker/apptainer.def) runs a local image instead.
 SSWP_IMAGE = os.environ.get("SSWP_IMAGE", "docker://ghcr.io/sswp-pipeline/sswp:0.1.0")

@@ -21,11 +21,11 @@ from sswp.data.transforms import (
     BLUR_SIGMA,
     CROP_RATIO,
     CROP_SCALE,
-    FLIP_P,
     GRAY_P,
     JITTER,
     JITTER_P,
     PAD,
+    Augment,
     eval_resize,
 )
 
@@ -43,6 +43,7 @@ class ViewSpec:
     std: tuple[float, ...]
     cutout: int
     files: bool
+    augment: Augment
 
     @classmethod
     def of(
@@ -53,10 +54,11 @@ class ViewSpec:
         std: Sequence[float],
         cutout: int,
         files: bool,
+        augment: Augment,
     ) -> ViewSpec:
         """Take mean and std on the 0-1 scale, like the torchvision views."""
         scaled_mean, scaled_std = tuple(255 * m for m in mean), tuple(255 * s for s in std)
-        return cls(kind, image_size, scaled_mean, scaled_std, cutout, files)
+        return cls(kind, image_size, scaled_mean, scaled_std, cutout, files, augment)
 
 
 @pipeline_def(enable_conditionals=True)
@@ -99,15 +101,17 @@ def _normalise(x: DataNode, spec: ViewSpec, **options) -> DataNode:
     )
 
 
-def _random_resized_crop(images: DataNode, size: int) -> DataNode:
+def _random_resized_crop(
+    images: DataNode, size: int, area: tuple[float, float] = CROP_SCALE
+) -> DataNode:
     return fn.random_resized_crop(
-        images, size=(size, size), random_area=CROP_SCALE, random_aspect_ratio=CROP_RATIO
+        images, size=(size, size), random_area=area, random_aspect_ratio=CROP_RATIO
     )
 
 
 def _simclr_view(images: DataNode, spec: ViewSpec) -> DataNode:
     brightness, contrast, saturation, hue = JITTER
-    x = _random_resized_crop(images, spec.image_size)
+    x = _random_resized_crop(images, spec.image_size, spec.augment.simclr_scale)
     if _coin(JITTER_P):
         x = fn.color_twist(
             x,
@@ -121,7 +125,7 @@ def _simclr_view(images: DataNode, spec: ViewSpec) -> DataNode:
         x = fn.cat(gray, gray, gray, axis=2)
     if _coin(BLUR_P):
         x = fn.gaussian_blur(x, window_size=BLUR_KERNEL, sigma=_uniform(*BLUR_SIGMA))
-    return _normalise(x, spec, mirror=_coin(FLIP_P))
+    return _normalise(x, spec, mirror=_coin(spec.augment.flip_p))
 
 
 def _train_view(images: DataNode, spec: ViewSpec) -> DataNode:
@@ -139,7 +143,7 @@ def _train_view(images: DataNode, spec: ViewSpec) -> DataNode:
             out_of_bounds_policy="pad",
             fill_values=0,
         )
-    x = _normalise(x, spec, mirror=_coin(FLIP_P))
+    x = _normalise(x, spec, mirror=_coin(spec.augment.flip_p))
     half = spec.cutout // 2
     if half > 0:
         centre = fn.random.uniform(values=[float(v) for v in range(size)], shape=[2])

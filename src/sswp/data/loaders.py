@@ -8,7 +8,7 @@ device when a DALI GPU pipeline made them and on the CPU otherwise. Every `iter(
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 import torch
@@ -16,8 +16,11 @@ import torch
 from sswp.data.backend import choose_backend
 from sswp.data.sampling import EpochPlan
 from sswp.data.torch_loader import ImageSet, TorchLoader
-from sswp.data.transforms import view_for
+from sswp.data.transforms import DEFAULT_AUGMENT, Augment, view_for
 from sswp.errors import SswpError
+
+if TYPE_CHECKING:
+    from sswp.config import DataParams
 
 Kind = Literal["simclr", "train", "eval"]
 KINDS: tuple[str, ...] = ("simclr", "train", "eval")
@@ -33,6 +36,11 @@ class Loader(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
 
 
+def augment_of(data: DataParams) -> Augment:
+    """The augmentation choices that `data.hflip` and `data.simclr_min_crop` make."""
+    return Augment(flip=data.hflip, simclr_min_crop=data.simclr_min_crop)
+
+
 def make_loader(
     images: np.ndarray,
     labels: np.ndarray,
@@ -43,6 +51,7 @@ def make_loader(
     mean: Sequence[float],
     std: Sequence[float],
     cutout: int = 0,
+    augment: Augment = DEFAULT_AUGMENT,
     shuffle: bool,
     drop_last: bool,
     seed: int,
@@ -66,6 +75,7 @@ def make_loader(
     caller seeds it) and from seeds torch derives from the loader's generator in workers.
     `workers` is the number of worker processes for torchvision, of threads for DALI.
     `name` (the split) and `batch_key` (the params key) make the batch-size error actionable.
+    `augment` holds the dataset-dependent augmentation choices (flips, smallest SimCLR crop).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -87,9 +97,9 @@ def make_loader(
         from sswp.data.dali_loader import DaliLoader, default_threads
         from sswp.data.dali_pipelines import ViewSpec
 
-        spec = ViewSpec.of(kind, size, mean, std, cutout, files)
+        spec = ViewSpec.of(kind, size, mean, std, cutout, files, augment)
         return DaliLoader(images, labels, indices, spec, plan, backend, default_threads(workers))
-    transform = view_for(kind, files, size, mean, std, cutout)
+    transform = view_for(kind, files, size, mean, std, cutout, augment)
     dataset = ImageSet(images, labels, indices, transform, two_views=kind == "simclr")
     return TorchLoader(dataset, plan, workers)
 

@@ -10,6 +10,7 @@ DALI pipelines in `dali_pipelines` mirror every view defined here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torchvision.transforms import v2
@@ -30,6 +31,30 @@ PAD = 4
 # Evaluation resizes the shorter side to image_size / EVAL_CROP_FRACTION, then centre-crops
 # image_size (ImageNet's customary 224 of 256).
 EVAL_CROP_FRACTION = 0.875
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The augmentation choices that depend on the dataset; everything else is the original's.
+
+    Digits and text are not mirror-symmetric (a flipped 2 is no digit at all), and on tiny
+    images the original's smallest SimCLR crop (8 % of the area) keeps too little of the
+    object for the two views to share anything.
+    """
+
+    flip: bool = True
+    simclr_min_crop: float = CROP_SCALE[0]
+
+    @property
+    def flip_p(self) -> float:
+        return FLIP_P if self.flip else 0.0
+
+    @property
+    def simclr_scale(self) -> tuple[float, float]:
+        return (self.simclr_min_crop, CROP_SCALE[1])
+
+
+DEFAULT_AUGMENT = Augment()
 
 
 class Cutout:
@@ -55,12 +80,19 @@ def _to_normalised_float(mean: Sequence[float], std: Sequence[float]) -> list[v2
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
 
 
-def simclr_view(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+def simclr_view(
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: Augment = DEFAULT_AUGMENT,
+) -> v2.Compose:
     """One random view for contrastive learning, with the original's SimCLR parameters."""
     return v2.Compose(
         [
-            v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
-            v2.RandomHorizontalFlip(FLIP_P),
+            v2.RandomResizedCrop(
+                image_size, scale=augment.simclr_scale, ratio=CROP_RATIO, antialias=True
+            ),
+            v2.RandomHorizontalFlip(augment.flip_p),
             v2.RandomApply([v2.ColorJitter(*JITTER)], p=JITTER_P),
             v2.RandomGrayscale(p=GRAY_P),
             v2.RandomApply([v2.GaussianBlur(kernel_size=BLUR_KERNEL, sigma=BLUR_SIGMA)], p=BLUR_P),
@@ -70,12 +102,16 @@ def simclr_view(image_size: int, mean: Sequence[float], std: Sequence[float]) ->
 
 
 def train_view(
-    image_size: int, mean: Sequence[float], std: Sequence[float], cutout: int
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    cutout: int,
+    augment: Augment = DEFAULT_AUGMENT,
 ) -> v2.Compose:
     """Supervised augmentation: pad-4 random crop, flip, normalise, then cutout if > 0."""
     steps: list = [
         v2.RandomCrop(image_size, padding=PAD),
-        v2.RandomHorizontalFlip(FLIP_P),
+        v2.RandomHorizontalFlip(augment.flip_p),
         *_to_normalised_float(mean, std),
     ]
     if cutout > 0:
@@ -89,12 +125,16 @@ def eval_view(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
 
 
 def folder_train_view(
-    image_size: int, mean: Sequence[float], std: Sequence[float], cutout: int
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    cutout: int,
+    augment: Augment = DEFAULT_AUGMENT,
 ) -> v2.Compose:
     """Supervised augmentation for photos: random resized crop, flip, normalise, cutout if > 0."""
     steps: list = [
         v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
-        v2.RandomHorizontalFlip(FLIP_P),
+        v2.RandomHorizontalFlip(augment.flip_p),
         *_to_normalised_float(mean, std),
     ]
     if cutout > 0:
@@ -125,11 +165,12 @@ def view_for(
     mean: Sequence[float],
     std: Sequence[float],
     cutout: int,
+    augment: Augment = DEFAULT_AUGMENT,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The transform of one image for a loader `kind` over arrays or (`files`) photos."""
     if kind == "simclr":
-        return simclr_view(image_size, mean, std)
+        return simclr_view(image_size, mean, std, augment)
     if kind == "train":
         build = folder_train_view if files else train_view
-        return build(image_size, mean, std, cutout)
+        return build(image_size, mean, std, cutout, augment)
     return folder_eval_view(image_size, mean, std) if files else eval_view(mean, std)

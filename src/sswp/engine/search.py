@@ -14,7 +14,7 @@ from torch import nn
 
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
-from sswp.data.loaders import Kind, make_loader
+from sswp.data.loaders import Kind, augment_of, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
@@ -213,6 +213,7 @@ class SearchLoop:
                 sp.batch_size // hw.dist.world_size,
                 mean=mean,
                 std=std,
+                augment=augment_of(params.data),
                 shuffle=sampled,
                 drop_last=sampled,
                 seed=seed,

@@ -19,7 +19,7 @@ from torch import nn
 from sswp import atomic
 from sswp.config import Params, SupervisedParams
 from sswp.data.datasets import ArrayDataset, normalization
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import augment_of, make_loader
 from sswp.engine.checkpoint import Checkpointer, file_digest
 from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import Hardware, MetricLogger
@@ -190,6 +190,7 @@ def loader_options(
         batch_size=batch_size // hw.dist.world_size,
         mean=mean,
         std=std,
+        augment=augment_of(params.data),
         seed=params.seed,
         workers=params.data.workers,
         batch_key=batch_key,

@@ -1,8 +1,10 @@
 """`sswp linear-eval`: linear classifiers on frozen backbones at one label ratio.
 
 Every arm's backbone is probed with the same labels, under `linear_eval.protocol`: the
-search's preserved weights and the two-stage baseline's pre-trained weights. Each arm
-writes its own metrics file, shaped like a finetune's, so the report treats every arm alike.
+search's preserved weights, the two-stage baseline's pre-trained weights, and the same
+architecture at random init, the control that says whether the other two learned anything
+beyond what random convolutions already give. Each arm writes its own metrics file, shaped
+like a finetune's, so the report treats every arm alike.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sswp.stages.finetune import check_ratio
 from sswp.stages.seeds import add_seed_argument
 
 log = logging.getLogger(__name__)
-ARMS = ("preserved", "two_stage")
+ARMS = ("preserved", "two_stage", "random")
 
 
 @dataclass(frozen=True)

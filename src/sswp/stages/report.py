@@ -55,7 +55,7 @@ SUMMARY_MD = RESULTS_DIR / "summary.md"
 METRICS_JSON = RESULTS_DIR / "metrics.json"
 PARAMS_YAML = RESULTS_DIR / "params.yaml"
 TWO_STAGE = "two_stage"
-LINEAR_EVAL_INITS = ("preserved", TWO_STAGE)
+LINEAR_EVAL_INITS = ("preserved", TWO_STAGE, "random")
 
 
 @dataclass(frozen=True)

@@ -36,16 +36,17 @@ _RUN = (
     "runtime.sync_bn",
     "data.loader",
     "data.workers",
+    "data.hflip",
 )
 _CHILD = (*_RUN, "search.layers", "search.channels", "search.stem", "child.pool_bn_affine")
 _FINETUNE = (*_CHILD, "finetune.architecture", *(f"finetune.{key}" for key in _SUPERVISED))
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": ("data.split_seed", "data.dataset", "data.path", "data.image_size", "data.subset"),
-    "search": (*_RUN, "search"),
+    "search": (*_RUN, "data.simclr_min_crop", "search"),
     "train": (*_CHILD, *(f"train.{key}" for key in _SUPERVISED)),
     "train_reference": (*_CHILD, *(f"train.{key}" for key in _SUPERVISED)),
-    "pretrain": (*_CHILD, "finetune.architecture", "pretrain"),
+    "pretrain": (*_CHILD, "data.simclr_min_crop", "finetune.architecture", "pretrain"),
     "finetune": _FINETUNE,
     "finetune_two_stage": _FINETUNE,
     "linear_eval": (*_CHILD, "finetune.architecture", "linear_eval"),
