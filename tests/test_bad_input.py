@@ -179,8 +179,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     checkpointer.save({"epoch": 1, "step": 0, "weights": torch.ones(3)})
 
     def disk_full(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"partial")
+        f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
