@@ -14,6 +14,7 @@ rule report:
         ),
         linear_eval=expand("artifacts/linear_eval/{ratio}-seed-{seed}", ratio=RATIOS, seed=SEEDS),
         code=code_deps("report"),
+        params_digest=params_digest_input("report", "results"),
         # results/params.yaml records every param, so any change rewrites it.
         params=PARAMS_FILE,
     # REPORT_OUTPUTS; the tables and plots also go into `snakemake --report`.
@@ -46,4 +47,4 @@ rule report:
     benchmark:
         "logs/benchmarks/report.tsv"
     shell:
-        "sswp report --params {input.params} 2> {log}"
+        f"{SSWP} report --params {{input.params}} 2> {{log}}"

@@ -25,7 +25,7 @@ from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import Hardware, MetricLogger
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
-from sswp.models.child import BatchNormAffinity, ChildNetwork, inherit_weights
+from sswp.models.child import BatchNormAffinity, ChildNetwork, MissingWeights, inherit_weights
 from sswp.nas.genotype import Genotype
 from sswp.nas.reference import REFERENCES, reference_genotype
 from sswp.nas.supernet import search_space
@@ -170,7 +170,15 @@ def build_child(
         bn=BatchNormAffinity(cells=affine_cells, pools=params.child.pool_bn_affine),
     )
     if init == "preserved":
-        inherit_weights(model, load_supernet_state(params, architecture))
+        try:
+            inherit_weights(model, load_supernet_state(params, architecture))
+        except MissingWeights as exc:
+            path = snapshot_dir(params.seed, architecture) / SUPERNET_FILE
+            shown = ", ".join(exc.keys[:5]) + (", ..." if len(exc.keys) > 5 else "")
+            raise SswpError(
+                f"{path} lacks {len(exc.keys)} tensors the preserved network needs ({shown}); "
+                f"rerun `sswp search --seed {params.seed}`"
+            ) from exc
     elif init == "two_stage":
         load_pretrained_backbone(model, params.seed)
     return model

@@ -31,7 +31,8 @@ def keep_subset(ds: ArrayDataset, fraction: float, seed: int) -> ArrayDataset:
     """A class-balanced, seeded fraction of the training images, for quick smoke runs."""
     if fraction >= 1:
         return ds
-    keep = label_subset(ds.train_y, nested_label_order(ds.train_y, seed), fraction)
+    order = nested_label_order(ds.train_y, seed)
+    keep = label_subset(ds.train_y, order, fraction, what="data.subset")
     return dataclasses.replace(ds, train_x=ds.train_x[keep], train_y=ds.train_y[keep])
 
 
