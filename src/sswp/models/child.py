@@ -206,7 +206,7 @@ def inherit_weights(child: ChildNetwork, supernet_state: dict[str, torch.Tensor]
                 raise ValueError(f"shape mismatch for {name}: supernet {source} differs")
             child_state[name] = supernet_state[source].clone()
             copied += 1
-        elif not _non_affine_bn_param(source, supernet_state):
+        elif not _bn_affine_param(name, child_state):
             missing.append(source)
     if missing:
         raise MissingWeights(missing)
@@ -222,7 +222,10 @@ class MissingWeights(ValueError):
         super().__init__(f"{len(keys)} tensors missing: {', '.join(keys)}")
 
 
-def _non_affine_bn_param(key: str, state: dict[str, torch.Tensor]) -> bool:
-    """gamma/beta of a BN that the supernet has without them (non-affine): the child keeps 1/0."""
-    module, _, part = key.rpartition(".")
-    return part in ("weight", "bias") and f"{module}.running_mean" in state
+def _bn_affine_param(name: str, child_state: dict[str, torch.Tensor]) -> bool:
+    """gamma/beta of a child BN: a non-affine supernet has none (the child keeps 1 and 0).
+
+    A BN absent from the supernet is still found: its running statistics are missing.
+    """
+    module, _, part = name.rpartition(".")
+    return part in ("weight", "bias") and f"{module}.running_mean" in child_state
