@@ -14,7 +14,6 @@ rule report:
         ),
         linear_eval=expand("artifacts/linear_eval/{ratio}-seed-{seed}", ratio=RATIOS, seed=SEEDS),
         code=code_deps("report"),
-        params_digest=params_digest_input("report", "results"),
         # results/params.yaml records every param, so any change rewrites it.
         params=PARAMS_FILE,
     # REPORT_OUTPUTS; the tables and plots also go into `snakemake --report`.

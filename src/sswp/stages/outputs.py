@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,10 +48,3 @@ def publish(
     finally:
         for temp in staged.values():
             temp.unlink(missing_ok=True)
-
-
-def write_record(plan: StagePlan, params: Params, files: Iterable[Path]) -> None:
-    """The record of a stage whose outputs are single files (the report's results/)."""
-    outputs = {Path(path).as_posix(): Path(path) for path in files}
-    record = make_record(plan.stage, plan.command, params, plan.inputs, outputs)
-    atomic.write_json(plan.artifact / RECORD_FILE, record)

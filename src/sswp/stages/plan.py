@@ -130,7 +130,8 @@ def linear_eval_plan(architecture: str, ratio: float, seed: int) -> StagePlan:
 
 
 def report_plan(params: Params) -> StagePlan:
-    """The report reads every run's folder; its record sits in results/."""
+    """The report reads every run's folder. results/ holds no record: its params.yaml holds
+    every param, and both drivers rerun the report whenever any of them changes."""
     inputs: dict[Path, str] = {}
     arch = params.finetune.architecture
     for seed in params.seeds:

@@ -41,8 +41,6 @@ from sswp.paths import (
     snapshot_dir,
     train_tag,
 )
-from sswp.stages.outputs import write_record
-from sswp.stages.plan import report_plan
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +348,6 @@ def run(params: Params, args: argparse.Namespace) -> None:
             atomic.write_bytes(path, content)
         else:
             atomic.write_text(path, content)
-    write_record(report_plan(params), params, outputs)
     log.info(
         "report: %d architectures, %d label ratios, %d seeds -> %s",
         len(params.train.trained()),
