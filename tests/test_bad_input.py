@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,10 +14,14 @@ import torch
 import yaml
 
 from sswp import cli
+from sswp.config import params_from_dict
 from sswp.engine.checkpoint import Checkpointer
+from sswp.engine.runtime import ATTEMPT_SEPARATOR
 from sswp.nas.genotype import derive_genotype
 from sswp.nas.supernet import SuperNet, search_space
 from sswp.paths import snapshot_dir
+from sswp.provenance import RECORD_FILE, make_record
+from sswp.stages.plan import search_plan
 
 OUTPUTS = (
     "artifacts/train",
@@ -40,6 +47,9 @@ def workdir(tmp_path, monkeypatch, tiny_config):
         {"search_space": search_space(layers, channels), "state_dict": net.state_dict()},
         snap / "supernet.pt",
     )
+    plan = search_plan(0)
+    record = make_record("search", plan.command, params_from_dict(tiny_config), plan.inputs, {})
+    (plan.artifact / RECORD_FILE).write_text(json.dumps(record))
     return tmp_path
 
 
@@ -89,6 +99,7 @@ def test_label_ratio_outside_unit_interval(workdir, capsys, ratio):
 
 
 def test_label_ratio_so_small_that_a_class_gets_no_image(workdir, capsys):
+    _set(workdir, "finetune.label_ratios", [0.001, 0.5, 1.0])
     _fails_cleanly(
         capsys,
         ["finetune", "--init", "random", "--ratio", "0.001"],
@@ -179,8 +190,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     checkpointer.save({"epoch": 1, "step": 0, "weights": torch.ones(3)})
 
     def disk_full(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"partial")
+        f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
@@ -201,9 +211,10 @@ def fresh(tmp_path, monkeypatch, tiny_config):
     return tmp_path
 
 
-def _prepare_fails(capsys, *expected: str) -> None:
-    _fails_cleanly(capsys, ["prepare"], *expected)
+def _prepare_fails(capsys, *expected: str) -> str:
+    line = _fails_cleanly(capsys, ["prepare"], *expected)
     assert not Path("data/prepared").exists()
+    return line
 
 
 def test_missing_data_path(fresh, capsys):
@@ -233,3 +244,209 @@ def test_image_folder_with_no_classes(fresh, capsys):
     _set(fresh, "data.dataset", "image_folder")
     _set(fresh, "data.path", str(fresh / "photos"))
     _prepare_fails(capsys, "photos", "class")
+
+
+# ----- run selection, params files -----
+
+
+def test_ratio_not_in_params_is_refused_like_a_seed(workdir, capsys):
+    for stage in (["finetune", "--init", "random"], ["linear-eval"]):
+        _fails_cleanly(
+            capsys, [*stage, "--ratio", "0.3"], "--ratio 0.3 is not in", "finetune.label_ratios"
+        )
+
+
+def test_params_file_that_is_not_utf8(fresh, capsys):
+    (fresh / "params.yaml").write_bytes(b"# caf\xe9\n" + (fresh / "params.yaml").read_bytes())
+    _prepare_fails(capsys, "params.yaml is not UTF-8", "0xe9", "offset 5")
+
+
+def test_yaml_error_gives_line_and_column(fresh, capsys):
+    text = (fresh / "params.yaml").read_text()
+    (fresh / "params.yaml").write_text("seeds: [0\nruntime: {}\n" + text)
+    _prepare_fails(capsys, "not valid YAML", "line 2, column 8")
+
+
+def test_seed_beyond_32_bits(workdir, capsys):
+    _set(workdir, "seeds", [2**32])
+    _fails_cleanly(capsys, ["search"], "seeds.0 = 4294967296", "maximum of 4294967295")
+
+
+def test_data_subset_error_names_data_subset(fresh, capsys):
+    _set(fresh, "data.subset", 0.001)
+    line = _prepare_fails(capsys, "data.subset 0.001 leaves class")
+    assert "label ratio" not in line
+
+
+# ----- inputs and their provenance -----
+
+
+def test_inputs_made_with_other_params_are_refused(workdir, capsys):
+    _set(workdir, "search.epochs", 5)
+    _fails_cleanly(
+        capsys,
+        ["finetune", "--init", "preserved", "--ratio", "1.0"],
+        "artifacts/search/seed-0 is stale",
+        "other search params",
+        "rerun `sswp search --seed 0`",
+    )
+
+
+def test_the_most_upstream_stale_stage_is_named(workdir, capsys):
+    _set(workdir, "data.subset", 0.2)
+    _fails_cleanly(
+        capsys, ["train"], "data/prepared is stale", "other prepare params", "`sswp prepare`"
+    )
+
+
+def test_an_input_made_from_an_input_since_remade_is_refused(workdir, capsys):
+    _set(workdir, "data.subset", 0.2)
+    assert cli.main(["prepare"]) == 0  # other data: the search was made from the old one
+    _fails_cleanly(
+        capsys,
+        ["train"],
+        "artifacts/search/seed-0 is stale",
+        "data/prepared was remade after it",
+        "`sswp search --seed 0`",
+    )
+
+
+def test_inputs_without_a_record_are_refused(workdir, capsys):
+    (search_plan(0).artifact / RECORD_FILE).unlink()
+    _fails_cleanly(capsys, ["train"], "has no provenance record", "`sswp search --seed 0`")
+
+
+def test_supernet_missing_tensors_is_refused(workdir, capsys):
+    path = snapshot_dir(0, "final") / "supernet.pt"
+    blob = torch.load(path, weights_only=True)
+    dropped = sorted(k for k in blob["state_dict"] if k.startswith("cells.0.preprocess0."))
+    blob["state_dict"] = {k: v for k, v in blob["state_dict"].items() if k not in dropped}
+    torch.save(blob, path)
+    line = _fails_cleanly(
+        capsys,
+        ["finetune", "--init", "preserved", "--ratio", "1.0"],
+        f"lacks {len(dropped)} tensors",
+        dropped[0],
+        "rerun `sswp search --seed 0`",
+    )
+    assert str(path) in line
+
+
+# ----- the machine: disk, folders, signals -----
+
+REFERENCE_TRAIN = ["train", "--architecture", "pdarts"]
+
+
+def _fails_after_running(capsys, argv: list[str], *expected: str) -> str:
+    """A stage that logged progress, then failed: its last line is the one error line."""
+    capsys.readouterr()
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"sswp {argv[0]}: error: "), line
+    for text in expected:
+        assert text in line, line
+    for path in OUTPUTS:
+        assert not list(Path(path).rglob("*.*")), path
+    return line
+
+
+def test_full_disk_is_one_line_and_leaves_no_partial_file(workdir, capsys, monkeypatch):
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    _fails_after_running(capsys, REFERENCE_TRAIN, "No space left on device", "free some space")
+    assert not list(Path(".checkpoints").rglob("*.tmp"))
+
+
+def _read_only_under(monkeypatch, folder: str) -> None:
+    """Writes below `folder` fail as on a read-only mount (chmod does not stop root)."""
+    real_open = os.open
+    below = os.path.abspath(folder) + os.sep
+
+    def os_open(path, flags, *args, **kwargs):
+        writes = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        if os.path.abspath(path).startswith(below) and writes:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+
+
+def test_read_only_metrics_fails_before_training_and_writes_nothing(workdir, capsys, monkeypatch):
+    _read_only_under(monkeypatch, "metrics")
+    _fails_cleanly(capsys, REFERENCE_TRAIN, "Read-only file system", "metrics/train")
+    assert not Path("artifacts/train").exists() or not list(Path("artifacts/train").iterdir())
+
+
+def test_read_only_logs(workdir, capsys, monkeypatch):
+    import builtins
+
+    from sswp.engine import runtime
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith("logs"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "open", read_only, raising=False)
+    _fails_cleanly(capsys, REFERENCE_TRAIN, "Read-only file system", "logs/train-pdarts-seed-0.log")
+
+
+def test_checkpoint_of_the_wrong_structure(workdir, capsys):
+    _set(workdir, "runtime.keep_checkpoints", True)
+    assert cli.main(REFERENCE_TRAIN) == 0
+    (checkpoint,) = Path(".checkpoints/train/pdarts-seed-0").glob("*/checkpoint.pt")
+    torch.save({"epoch": 1, "step": 0, "weights": {"w": torch.ones(2)}}, checkpoint)
+    shutil.rmtree("artifacts/train")
+    shutil.rmtree("metrics/train")
+    _fails_cleanly(
+        capsys, REFERENCE_TRAIN, f"checkpoint {checkpoint} does not fit", "delete", "start"
+    )
+
+
+def test_orphan_temp_files_of_the_stage_are_removed(workdir):
+    orphan_dir = Path("artifacts/train/.pdarts-seed-0.x1.tmp")
+    orphan_dir.mkdir(parents=True)
+    (orphan_dir / "model.pt").write_bytes(b"half")
+    orphan_file = Path("metrics/train/.pdarts-seed-0.json.x2.tmp")
+    orphan_file.parent.mkdir(parents=True)
+    orphan_file.write_text("{")
+    other_run = Path("artifacts/train/.final-seed-0.x3.tmp")
+    other_run.mkdir()
+    assert cli.main(REFERENCE_TRAIN) == 0
+    assert not orphan_dir.exists() and not orphan_file.exists()
+    assert other_run.exists()  # another run's write, maybe in progress
+    assert Path("artifacts/train/pdarts-seed-0/model.pt").is_file()
+
+
+def test_sigterm_while_writing_outputs(workdir, capsys, monkeypatch):
+    from sswp.stages import outputs
+
+    real = outputs.make_record
+
+    def terminated_meanwhile(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "make_record", terminated_meanwhile)
+    capsys.readouterr()
+    assert cli.main(REFERENCE_TRAIN) == 128 + signal.SIGTERM
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "stopped by SIGTERM" in last and "Rerun the same command" in last
+    for path in OUTPUTS:
+        assert not list(Path(path).rglob("*.*")), path
+    assert not list(Path(".").rglob("*.tmp"))
+
+
+def test_logs_append_with_a_separator_per_attempt(workdir):
+    assert cli.main(REFERENCE_TRAIN) == 0
+    assert cli.main(REFERENCE_TRAIN) == 0
+    lines = Path("logs/train-pdarts-seed-0.log").read_text().splitlines()
+    separators = [i for i, line in enumerate(lines) if line.startswith(ATTEMPT_SEPARATOR)]
+    assert len(separators) == 2 and separators[0] == 0
+    assert sum("train done" in line for line in lines) == 2

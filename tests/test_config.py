@@ -117,3 +117,13 @@ def test_accumulated_gate_gradients_need_the_two_mode(tiny_config):
     assert params_from_dict(_with(config, "search.gate_mode", "two")).search.gate_gradients == (
         "accumulate"
     )
+
+
+def test_dvc_stage_code_deps_are_the_files_the_code_digest_covers():
+    from sswp.stages.tracked import STAGE_CODE
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(STAGE_CODE) == set(stages)
+    for name, files in STAGE_CODE.items():
+        deps = {d.removeprefix("src/sswp/") for d in stages[name]["deps"] if d.startswith("src/")}
+        assert deps == set(files), name

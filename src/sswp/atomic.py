@@ -37,6 +37,21 @@ def _umask() -> int:
     return current
 
 
+def temp_beside(path: str | Path, data: bytes) -> Path:
+    """`data` in a new temp file beside `path`, for the caller to rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with _temp_beside(Path(path)) as tmp:
         tmp.write_bytes(data)
@@ -52,8 +67,9 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def torch_save(path: str | Path, obj: Any) -> None:
-    with _temp_beside(Path(path)) as tmp:
-        torch.save(obj, tmp)
+    """Through a file object, so a full disk raises OSError (ENOSPC), not torch's RuntimeError."""
+    with _temp_beside(Path(path)) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ Every problem the user can fix becomes one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -16,11 +17,13 @@ from pathlib import Path
 from sswp import __version__
 from sswp.config import Params, load_params
 from sswp.engine.distributed import launched_by_torchrun, shutdown
-from sswp.engine.interrupt import StageInterrupted
+from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
 from sswp.paths import probe_tag, ratio_tag, seed_tag, train_tag
-from sswp.stages.seeds import params_for_seed
+from sswp.stages.guard import guarded
+from sswp.stages.plan import plan_for
+from sswp.stages.seeds import check_ratio, params_for_seed
 
 STAGES = {
     "prepare": "validate the dataset and write data/prepared (splits included)",
@@ -73,6 +76,24 @@ def log_name(args: argparse.Namespace, params: Params) -> str:
 
 
 DISTRIBUTED_STAGES = ("search", "train", "pretrain", "finetune")
+# Errors of the machine, not of the code: a full disk, a read-only or missing folder.
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EIO,
+}
+
+
+def environment_error(exc: OSError) -> str:
+    """One line for an OSError of the machine: the file, the reason, what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it"
+    return f"cannot write or read{where}: {exc.strerror or exc}; {fix}, then rerun"
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -108,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare(args)
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
+        check_ratio(params, getattr(args, "ratio", None))
         if (
             args.stage in DISTRIBUTED_STAGES
             and params.runtime.gpus > 1
@@ -115,13 +137,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             command = torchrun_command(params.runtime.gpus, argv)
             os.execv(command[0], command)
-        setup_logging(log_name(args, params), main_process=os.environ.get("RANK", "0") == "0")
-        stage_module(args.stage).run(params, args)
+        main_process = os.environ.get("RANK", "0") == "0"
+        setup_logging(log_name(args, params), main_process=main_process)
+        plan = plan_for(args.stage, params, args)
+        with interrupt_on_sigterm(), guarded(plan, params, main_process):
+            stage_module(args.stage).run(params, args)
     except StageInterrupted as exc:
         print(f"sswp {args.stage}: {exc}", file=sys.stderr)
         return 128 + exc.signum
     except SswpError as exc:
         print(f"sswp {args.stage}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"sswp {args.stage}: error: {environment_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sswp {args.stage}: interrupted", file=sys.stderr)

@@ -282,7 +282,21 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             f"params file {path} not found; run from the repository root or pass --params"
         )
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SswpError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise SswpError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise SswpError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
     return params_from_dict(raw, source=str(path))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The parser's complaint with its line and column (1-based), on one line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

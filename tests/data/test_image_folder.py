@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from pathlib import Path
@@ -79,11 +80,13 @@ def test_eval_views_agree_across_backends(image_folder, backend):
         (lambda root: (root / "val" / "yak").mkdir(), r"lacks \(yak\)"),
         (lambda root: _write(root / "train/dog/b.png", b"not a png"), "dog/b.png is corrupted"),
         (lambda root: _truncate(root / "val/cat/v.png"), "cat/v.png is corrupted"),
+        # Parses (verify() passes) but cannot be decoded: only a full decode finds it.
+        (lambda root: _truncate_scan(root / "train/cat/a.jpg"), "cat/a.jpg is corrupted"),
         (lambda root: _as_gif(root / "train/emu/a.png"), "emu/a.png is GIF, not JPEG or PNG"),
         (lambda root: _empty_val(root), "val holds no .jpg, .jpeg or .png images"),
     ],
     ids=["missing", "no-val", "no-classes", "empty-class", "unknown-val-class", "garbage",
-         "truncated", "gif", "empty-val"],
+         "truncated", "truncated-jpeg-scan", "gif", "empty-val"],
 )  # fmt: skip
 def test_bad_folders_get_one_clear_error(tmp_path, image_folder, monkeypatch, damage, words):
     root = image_folder()
@@ -110,6 +113,13 @@ def _write(path: Path, data: bytes) -> None:
 
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-30])
+
+
+def _truncate_scan(path: Path) -> None:
+    data = path.read_bytes()[:-50]
+    with Image.open(io.BytesIO(data)) as image:
+        image.verify()  # the damage is in the pixel data, past what verify() reads
+    path.write_bytes(data)
 
 
 def _as_gif(path: Path) -> None:

@@ -161,3 +161,40 @@ def test_changing_a_finetune_param_reruns_only_finetune_and_report(dvc_run, snak
 
 def test_snakemake_lint_passes():
     _run(["snakemake", "--lint"], REPO)
+
+
+def _set_param(root: Path, group: str, key: str, value) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params[group][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _snakemake_jobs(log: str) -> set[str]:
+    """The first output of every job Snakemake ran (`all` has none)."""
+    return set(re.findall(r"^\s+output: ([^,\s]+)", log, re.M))
+
+
+def test_mixed_drivers_rerun_exactly_the_affected_stages(dvc_run):
+    # DVC made everything; Snakemake has no records of it in this checkout.
+    root, _, _ = dvc_run
+    assert not (root / ".snakemake").exists()
+    _set_param(root, "train", "lr", 0.03)
+    ran = _snakemake_jobs(_run(["snakemake", "--cores", "2"], root))
+    assert ran == {
+        "artifacts/train/final-seed-0",
+        "artifacts/train/pdarts-seed-0",
+        "results/main_table.csv",
+    }
+    assert "Nothing to be done" in _run(["snakemake", "-n", "--cores", "2"], root)
+    # And back: DVC reruns what changed since its lock, including what Snakemake remade.
+    _set_param(root, "pretrain", "lr", 0.2)
+    assert _stages_run(_run(["dvc", "repro"], root)) == {
+        "train@0-final",
+        "train_reference@0-pdarts",
+        "pretrain@0",
+        "finetune_two_stage@0-0.5",
+        "finetune_two_stage@0-1.0",
+        "linear_eval@0-0.5",
+        "linear_eval@0-1.0",
+        "report",
+    }

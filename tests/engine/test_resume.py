@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import signal
@@ -14,6 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
+import sswp
+from sswp.engine.runtime import ATTEMPT_SEPARATOR
 
 SSWP = [sys.executable, "-m", "sswp.cli"]
 TIMING = {"search_hours", "train_hours", "pretrain_hours"}
@@ -131,3 +135,64 @@ def test_changed_params_start_over_and_drop_the_old_checkpoint(reference, tmp_pa
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from" not in rerun.stderr
     assert not old.exists()
+
+
+def test_a_second_concurrent_run_is_refused_at_once(reference, tmp_path):
+    root = _fresh_copy(reference, tmp_path, "finetune")
+    config = yaml.safe_load((root / "params.yaml").read_text())
+    config["finetune"]["epochs"] = 500  # still running when the second one starts
+    (root / "params.yaml").write_text(yaml.safe_dump(config))
+    first = _start(root, *FINETUNE)
+    try:
+        _wait_for_checkpoint(root, first)
+        second = _sswp(root, *FINETUNE)
+        assert first.poll() is None, "the first run must still be running"
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 2, second.stderr
+    (line,) = second.stderr.strip().splitlines()
+    assert "is already running in this folder" in line and f"pid {first.pid}" in line
+    assert "resuming from" not in second.stderr  # it never touched the checkpoint
+
+
+def test_a_code_change_starts_over_and_says_why(reference, tmp_path):
+    root = _fresh_copy(reference, tmp_path, "finetune")
+    code = tmp_path / "src"
+    shutil.copytree(Path(sswp.__file__).parent, code / "sswp")
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    first = subprocess.Popen(
+        [*SSWP, *FINETUNE], cwd=root, env=env, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_checkpoint(root, first)
+    first.kill()
+    first.wait()
+    (old,) = root.glob(".checkpoints/finetune/*/*")
+    with open(code / "sswp/stages/finetune.py", "a") as module:  # finetune's code only
+        module.write("\n# edited\n")
+    rerun = subprocess.run([*SSWP, *FINETUNE], cwd=root, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming from" not in rerun.stderr
+    assert "starting over" in rerun.stderr and "the code changed" in rerun.stderr
+    assert not old.exists()
+
+
+def test_a_resumed_run_plots_every_epoch_once(reference, tmp_path):
+    root = _fresh_copy(reference, tmp_path, "search")
+    proc = _start(root, "search")
+    _wait_for_checkpoint(root, proc)
+    proc.kill()
+    proc.wait()
+    rerun = _sswp(root, "search")
+    assert rerun.returncode == 0 and "resuming from" in rerun.stderr, rerun.stderr
+    epochs = yaml.safe_load((root / "params.yaml").read_text())["search"]["epochs"]
+    plots = sorted((root / "live/search/seed-0/plots/metrics").rglob("*.tsv"))
+    assert plots
+    logged: set[int] = set()
+    for plot in plots:
+        steps = [int(line.split("\t")[0]) for line in plot.read_text().splitlines()[1:]]
+        assert steps == sorted(set(steps)), plot  # no epoch twice
+        logged.update(steps)
+    assert logged == set(range(epochs))
+    log = (root / "logs/search-seed-0.log").read_text()
+    assert log.count(ATTEMPT_SEPARATOR) == 2

@@ -111,4 +111,6 @@ def test_every_image_reference_has_the_package_version():
     dockerfile = DOCKERFILE.read_text()
     assert f'org.opencontainers.image.version="{VERSION}"' in dockerfile
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    assert f'"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}"' in common
+    # Tagged with the version and the git revision whose src/ the jobs run.
+    assert f'"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}-{{_revision()}}"' in common
+    assert "git" in common and "rev-parse" in common

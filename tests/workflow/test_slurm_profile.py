@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PROFILE = "workflow/profiles/slurm"
 VERSION = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)[1]
-IMAGE = f"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}"
+IMAGE = f"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}"  # then -<git revision>
+# Jobs run the checkout's src/, not the image's copy of the package.
+CHECKOUT_CODE = "PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} "
 GPU_RULES = ("search", "train", "pretrain", "finetune")
 ONE_GPU_RULES = ("linear_eval",)  # a single process, on a GPU when there is one
 CPU_RULES = ("prepare", "report")
@@ -118,19 +120,20 @@ def test_several_gpus_launch_torchrun(plan):
     for rule in GPU_RULES:
         for job in jobs[rule]:
             if gpus > 1:
-                launcher = f"torchrun --standalone --nproc_per_node={gpus} -m sswp.cli {rule} "
+                torchrun = f"torchrun --standalone --nproc_per_node={gpus}"
+                launcher = f"{CHECKOUT_CODE}{torchrun} -m sswp.cli {rule} "
                 assert job["shell"].startswith(launcher)
             else:
-                assert job["shell"].startswith(f"sswp {rule} ")
+                assert job["shell"].startswith(f"{CHECKOUT_CODE}sswp {rule} ")
     for rule in CPU_RULES:
-        assert jobs[rule][0]["shell"].startswith(f"sswp {rule} ")
+        assert jobs[rule][0]["shell"].startswith(f"{CHECKOUT_CODE}sswp {rule} ")
     for job in jobs["linear_eval"]:
-        assert job["shell"].startswith("sswp linear-eval ")
+        assert job["shell"].startswith(f"{CHECKOUT_CODE}sswp linear-eval ")
 
 
 def test_jobs_run_in_the_sswp_image(plan):
     _, log, _ = plan
-    assert f"Singularity image {IMAGE} will be pulled" in log
+    assert re.search(rf"Singularity image {re.escape(IMAGE)}-\S+ will be pulled", log), log
 
 
 def test_the_plugin_turns_the_resources_into_sbatch_options(plan):

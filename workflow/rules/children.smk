@@ -3,6 +3,9 @@ rule train:
         data="data/prepared",
         search=train_search_input,
         code=code_deps("train"),
+        params_digest=params_digest_input(
+            train_stage, "artifacts/train/{architecture}-seed-{seed}"
+        ),
     output:
         artifacts=directory("artifacts/train/{architecture}-seed-{seed}"),
         metrics="metrics/train/{architecture}-seed-{seed}.json",
@@ -29,6 +32,7 @@ rule pretrain:
         data="data/prepared",
         search="artifacts/search/seed-{seed}",
         code=code_deps("pretrain"),
+        params_digest=params_digest_input("pretrain", "artifacts/pretrain/seed-{seed}"),
     output:
         artifacts=directory("artifacts/pretrain/seed-{seed}"),
         metrics="metrics/pretrain/seed-{seed}.json",
@@ -54,6 +58,9 @@ rule finetune:
         data="data/prepared",
         weights=finetune_weights,
         code=code_deps("finetune"),
+        params_digest=params_digest_input(
+            finetune_stage, "artifacts/finetune/{init}-{ratio}-seed-{seed}"
+        ),
     output:
         artifacts=directory("artifacts/finetune/{init}-{ratio}-seed-{seed}"),
         metrics="metrics/finetune/{init}-{ratio}-seed-{seed}.json",
@@ -81,6 +88,9 @@ rule linear_eval:
         search="artifacts/search/seed-{seed}",
         pretrain="artifacts/pretrain/seed-{seed}",
         code=code_deps("linear_eval"),
+        params_digest=params_digest_input(
+            "linear_eval", "artifacts/linear_eval/{ratio}-seed-{seed}"
+        ),
     output:
         artifacts=directory("artifacts/linear_eval/{ratio}-seed-{seed}"),
         metrics=expand(
@@ -99,5 +109,5 @@ rule linear_eval:
     benchmark:
         "logs/benchmarks/linear_eval-{ratio}-seed-{seed}.tsv"
     shell:
-        "sswp linear-eval --params {params.file} --seed {wildcards.seed}"
-        " --ratio {wildcards.ratio} 2> {log}"
+        f"{SSWP} linear-eval --params {{params.file}} --seed {{wildcards.seed}}"
+        f" --ratio {{wildcards.ratio}} 2> {{log}}"

@@ -1,9 +1,34 @@
+import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
+# The checkout's provenance module (plain Python): the params digests its records hold.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from sswp.provenance import RECORD_FILE, params_digest  # noqa: E402
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _typed(value):
+    """A --config value as params.yaml would hold it: Snakemake leaves nested values strings."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if _FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-3 as a string
+        return float(value)
+    return yaml.safe_load(value)
+
+
+update_config(config, _typed(workflow.config_settings.overwrite_config))
 validate(config, "../schemas/params.schema.yaml")
 
 DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
@@ -14,13 +39,31 @@ INITS = list(config["finetune"]["inits"])
 LINEAR_EVAL_ARMS = ["preserved", "two_stage", "random"]
 # Built from docker/Dockerfile; used when Snakemake runs with `--sdm apptainer`.
 # SSWP_IMAGE=/path/to/sswp.sif (built from docker/apptainer.def) runs a local image instead.
-SSWP_IMAGE = os.environ.get("SSWP_IMAGE", "docker://ghcr.io/sswp-pipeline/sswp:0.1.0")
+# Images are tagged <version>-<git revision>; jobs run the checkout's src/ (SSWP below), so
+# the code a container runs is the code both drivers hash.
+def _revision() -> str:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() or "unknown"
+
+
+SSWP_IMAGE = os.environ.get(
+    "SSWP_IMAGE", f"docker://ghcr.io/sswp-pipeline/sswp:0.1.0-{_revision()}"
+)
+# Shell templates: Snakemake turns {{ }} into braces.
+CHECKOUT_CODE = "PYTHONPATH=src${{PYTHONPATH:+:$PYTHONPATH}}"
+SSWP = f"{CHECKOUT_CODE} sswp"
 
 # GPU stages (search, train, pretrain, finetune) run one process per GPU: with several GPUs torchrun
 # starts them on this node and sswp picks up its rank from LOCAL_RANK/WORLD_SIZE. Their shell
 # commands start with it through an f-string (runtime.gpus is already a tracked param).
 GPUS = config["runtime"]["gpus"]
-SSWP_GPU = f"torchrun --standalone --nproc_per_node={GPUS} -m sswp.cli" if GPUS > 1 else "sswp"
+SSWP_GPU = (
+    f"{CHECKOUT_CODE} torchrun --standalone --nproc_per_node={GPUS} -m sswp.cli"
+    if GPUS > 1
+    else SSWP
+)
 # Each process uses runtime.threads threads plus data.workers loader processes.
 GPU_STAGE_CPUS = max(GPUS, 1) * (config["runtime"]["threads"] + config["data"]["workers"])
 
@@ -99,6 +142,56 @@ def _lookup(key: str):
 def stage_params(stage: str) -> dict:
     """Exactly the params keys dvc.yaml declares for the stage, as Snakemake rerun triggers."""
     return {key: _lookup(key) for key in DVC_STAGES[stage]["params"]}
+
+
+def _made_with(output: Path, stage: str, digest: str) -> bool:
+    """Whether `output` is missing or its record says the current params of `stage` made it."""
+    if not output.exists():
+        return True
+    try:
+        record = json.loads((output / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return record.get("stage") == stage and record.get("params") == digest
+
+
+def params_digest_file(stage: str, output: str) -> str:
+    """A file holding the params digest of `stage`, an input of the rule that makes `output`.
+
+    Snakemake sees params through its own records only, which outputs made by DVC (or before
+    .snakemake/ was deleted) lack; it always compares times. So the file is rewritten only
+    when its content changes, and dated now when the output's provenance record names other
+    params (the output reruns), or at the epoch when the output is missing or up to date.
+    """
+    digest = params_digest(stage_params(stage))
+    path = Path(".sswp/params") / f"{output}.sha256"
+    if not path.is_file() or path.read_text() != digest:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(digest)
+        if _made_with(Path(output), stage, digest):
+            os.utime(path, (0, 0))
+    if not _made_with(Path(output), stage, digest):
+        os.utime(path)
+    return str(path)
+
+
+def params_digest_input(stage, output: str):
+    """Input function: the digest file of `stage` (a name, or a function of the wildcards)
+    for the output folder `output` (a pattern of the wildcards)."""
+
+    def digest_file(wildcards) -> str:
+        name = stage(wildcards) if callable(stage) else stage
+        return params_digest_file(name, output.format(**dict(wildcards.items())))
+
+    return digest_file
+
+
+def train_stage(wildcards) -> str:
+    return "train_reference" if wildcards.architecture in config["train"]["references"] else "train"
+
+
+def finetune_stage(wildcards) -> str:
+    return "finetune_two_stage" if wildcards.init == "two_stage" else "finetune"
 
 
 def finetune_weights(wildcards) -> list[str]:

@@ -46,4 +46,4 @@ rule report:
     benchmark:
         "logs/benchmarks/report.tsv"
     shell:
-        "sswp report --params {input.params} 2> {log}"
+        f"{SSWP} report --params {{input.params}} 2> {{log}}"

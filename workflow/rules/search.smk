@@ -1,6 +1,7 @@
 rule prepare:
     input:
         code=code_deps("prepare"),
+        params_digest=params_digest_input("prepare", "data/prepared"),
     output:
         directory("data/prepared"),
     params:
@@ -16,13 +17,14 @@ rule prepare:
     benchmark:
         "logs/benchmarks/prepare.tsv"
     shell:
-        "sswp prepare --params {params.file} 2> {log}"
+        f"{SSWP} prepare --params {{params.file}} 2> {{log}}"
 
 
 rule search:
     input:
         data="data/prepared",
         code=code_deps("search"),
+        params_digest=params_digest_input("search", "artifacts/search/seed-{seed}"),
     output:
         artifacts=directory("artifacts/search/seed-{seed}"),
         metrics="metrics/search/seed-{seed}.json",

@@ -2,9 +2,10 @@
 
 Used for `imagenet` and for any user dataset (`image_folder`). The images are far too many to
 copy, so the prepared artifact is an index of them: paths relative to the root, labels and file
-sizes. Preparing reads every file once, checks that PIL can parse it (`verify()`, which reads
-the structure but does not decode every pixel) and hashes its bytes into the manifest's
-`files_sha256`; later stages re-check that each indexed file still exists with the same size.
+sizes. Preparing reads every file once, checks that PIL can parse it (`verify()`) and decode
+every pixel (a truncated file passes `verify()` but would crash training mid-epoch), and
+hashes its bytes into the manifest's `files_sha256`; later stages re-check that each indexed
+file still exists with the same size.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _check_all(paths: Sequence[str]) -> Iterator[tuple[int, bytes]]:
 
 
 def _check_file(path: str) -> tuple[int, bytes]:
-    """(size, sha256 of the bytes) of an image that PIL can parse as JPEG or PNG."""
+    """(size, sha256 of the bytes) of an image that PIL can parse and decode as JPEG or PNG."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -144,6 +145,9 @@ def _check_file(path: str) -> tuple[int, bytes]:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
             kind = image.format
+        # verify() reads the structure only; a truncated file fails when it is decoded.
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
     except Exception as exc:  # PIL signals damage with many exception types
         raise SswpError(
             f"image {path} is corrupted or not an image ({type(exc).__name__}); "

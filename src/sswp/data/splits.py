@@ -80,19 +80,22 @@ def nested_label_order(labels: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(len(labels)).astype(np.int64)
 
 
-def label_subset(labels: np.ndarray, order: np.ndarray, ratio: float) -> np.ndarray:
+def label_subset(
+    labels: np.ndarray, order: np.ndarray, ratio: float, what: str = "label ratio"
+) -> np.ndarray:
     """Sorted indices: for each class c, the first round(ratio * n_c) of its indices in `order`.
 
     Rounding (half up) keeps the labelled fraction what was asked for; a ratio so small
     that a class would get no image is an error rather than a silent upgrade to one.
+    `what` names the value in errors (a label ratio, or data.subset).
     """
     if not 0 < ratio <= 1:
-        raise SswpError(f"label ratio {ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
+        raise SswpError(f"{what} {ratio} is outside (0, 1]; use e.g. 0.1 for 10%")
     classes, counts = np.unique(labels, return_counts=True)
     rarest = int(np.argmin(counts))
     if _take(ratio, counts[rarest]) == 0:
         raise SswpError(
-            f"label ratio {ratio} leaves class {classes[rarest]} with no images (it has "
+            f"{what} {ratio} leaves class {classes[rarest]} with no images (it has "
             f"{counts[rarest]}); use a ratio of at least {0.5 / counts[rarest]:.6g}"
         )
     ordered_labels = labels[order]

@@ -2,8 +2,8 @@
 
 A checkpoint lives in .checkpoints/<stage>/<key>/, outside every declared output, because
 DVC and Snakemake delete declared outputs before they rerun a stage. The key is a hash of
-exactly what determines the stage's result, so a rerun with the same params and inputs
-resumes and a changed one starts over.
+exactly what determines the stage's result (params, inputs and the digest of the code the
+stage runs), so a rerun with the same ones resumes and a changed one starts over.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import shutil
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,14 +23,6 @@ from sswp.paths import CHECKPOINT_DIR
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 KEY_FILE = "key.json"
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Checkpointer:
@@ -56,6 +47,7 @@ class Checkpointer:
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None to start fresh (then stale keys are removed unless kept)."""
         if not self.path.is_file():
+            self._explain_other_keys()
             if self.writer and not self.keep_old:
                 self._remove_other_keys()
             return None
@@ -66,8 +58,18 @@ class Checkpointer:
                 f"checkpoint {self.path} is unreadable ({type(exc).__name__}); "
                 f"delete {self.dir} to start this stage over"
             ) from exc
-        log.info("resuming from %s (epoch %d, step %d)", self.path, state["epoch"], state["step"])
+        if not isinstance(state, dict) or not all(
+            isinstance(state.get(k), int) for k in ("epoch", "step")
+        ):
+            raise self.unusable("it has no epoch and step")
         return state
+
+    def unusable(self, why: str) -> SswpError:
+        """The error for a checkpoint that loads but does not fit this stage."""
+        return SswpError(
+            f"checkpoint {self.path} does not fit this stage ({why}); "
+            f"delete {self.dir} to start this stage over"
+        )
 
     def save(self, state: dict[str, Any]) -> None:
         """Write to a temp file and rename: a failed write leaves the previous checkpoint."""
@@ -88,6 +90,24 @@ class Checkpointer:
             if parent == CHECKPOINT_DIR.parent or any(parent.iterdir()):
                 break
             parent.rmdir()
+
+    def _explain_other_keys(self) -> None:
+        """Say why an earlier run's checkpoint is not resumed: which of its key parts differ."""
+        if not self.stage_dir.is_dir():
+            return
+        for other in sorted(self.stage_dir.glob(f"*/{KEY_FILE}")):
+            try:
+                material = json.loads(other.read_text())
+            except (OSError, ValueError):
+                continue
+            differ = sorted(
+                k
+                for k in material.keys() | self.key_material.keys()
+                if json.dumps(material.get(k), sort_keys=True, default=str)
+                != json.dumps(self.key_material.get(k), sort_keys=True, default=str)
+            )
+            what = "the code changed" if differ == ["code"] else f"{', '.join(differ)} changed"
+            log.info("starting over, not resuming %s: %s since it was saved", other.parent, what)
 
     def _remove_other_keys(self) -> None:
         if not self.stage_dir.is_dir():

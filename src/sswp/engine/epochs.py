@@ -77,7 +77,14 @@ def resume_point(
     resume = checkpointer.load()
     if resume is None:
         return 0, None
-    loop.load_state_dict(resume)
+    try:
+        loop.load_state_dict(resume)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        first_line = next(iter(str(exc).splitlines()), "")
+        raise checkpointer.unusable(f"{type(exc).__name__} {first_line}".strip()) from exc
+    log.info(
+        "resuming from %s (epoch %d, step %d)", checkpointer.path, resume["epoch"], resume["step"]
+    )
     for epoch, metrics in enumerate(loop.history):
         metric_logger.log_epoch(epoch, metrics)
     if resume["step"] == 0:

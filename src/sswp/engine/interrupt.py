@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 class StageInterrupted(SswpError):
     """Raised after the checkpoint is saved; the CLI exits with 128 + the signal number."""
 
-    def __init__(self, signum: int, where: str, checkpoint: str):
+    def __init__(self, signum: int, where: str, checkpoint: str | None):
         self.signum = signum
         name = signal.Signals(signum).name
+        saved = f"checkpoint saved in {checkpoint}" if checkpoint else "no output written"
         super().__init__(
-            f"stopped by {name} at {where}; checkpoint saved in {checkpoint}. "
+            f"stopped by {name} at {where}; {saved}. "
             "Rerun the same command (or `dvc repro` / `snakemake`) to resume"
         )
 
@@ -55,6 +56,24 @@ def stop_on_signals() -> Iterator[StopFlag]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Outside the training loops (which stop between steps), SIGTERM stops the stage at once.
+
+    The exception unwinds an output write in progress, which removes its temp files, and
+    the CLI prints the usual message instead of dying silently with status 143.
+    """
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise StageInterrupted(signum, "the start or the output write", None)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def halt_if_requested(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,7 @@ from sswp.errors import SswpError
 from sswp.paths import LIVE_DIR, LOG_DIR
 
 T = TypeVar("T")
+ATTEMPT_SEPARATOR = "----- new attempt:"
 log = logging.getLogger("sswp")
 
 
@@ -120,9 +122,10 @@ def setup(runtime: RuntimeParams, seed: int) -> Hardware:
 
 
 def setup_logging(stage: str, main_process: bool = True) -> Path:
-    """Log to stderr and to logs/<stage>.log (one file per stage run, overwritten).
+    """Log to stderr and to logs/<stage>.log (one file per stage run, appended to).
 
-    Under DDP only rank 0 writes the file and logs below WARNING.
+    Each attempt starts with a separator line, so an interrupted run's log stays readable
+    above its rerun's. Under DDP only rank 0 writes the file and logs below WARNING.
     """
     path = LOG_DIR / f"{stage}.log"
     root = logging.getLogger()
@@ -131,7 +134,10 @@ def setup_logging(stage: str, main_process: bool = True) -> Path:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if main_process:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
+        with open(path, "a") as handle:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            handle.write(f"{ATTEMPT_SEPARATOR} {stamp}, pid {os.getpid()} -----\n")
+        handlers.append(logging.FileHandler(path, mode="a"))
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     for handler in handlers:
         handler.setFormatter(fmt)
@@ -157,6 +163,9 @@ class MetricLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         self.dir = LIVE_DIR / name
+        # DVCLive starts its plots afresh and a resumed run logs its finished epochs again;
+        # TensorBoard would append, so its events start afresh too.
+        shutil.rmtree(self.dir / "tensorboard", ignore_errors=True)
         self.live = Live(str(self.dir), dvcyaml=False, save_dvc_exp=False, report=None)
         self.tensorboard = SummaryWriter(str(self.dir / "tensorboard"))
 

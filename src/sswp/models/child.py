@@ -195,6 +195,7 @@ def inherit_weights(child: ChildNetwork, supernet_state: dict[str, torch.Tensor]
     mapping = inheritance_map(child.genotype)
     child_state = child.state_dict()
     copied = 0
+    missing = []
     for name in child_state:
         prefix = next((p for p in mapping if name.startswith(p)), None)
         if prefix is None:
@@ -205,5 +206,26 @@ def inherit_weights(child: ChildNetwork, supernet_state: dict[str, torch.Tensor]
                 raise ValueError(f"shape mismatch for {name}: supernet {source} differs")
             child_state[name] = supernet_state[source].clone()
             copied += 1
+        elif not _bn_affine_param(name, child_state):
+            missing.append(source)
+    if missing:
+        raise MissingWeights(missing)
     child.load_state_dict(child_state)
     return copied
+
+
+class MissingWeights(ValueError):
+    """Supernet tensors the child needs are absent: preserving would start partly at random."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        super().__init__(f"{len(keys)} tensors missing: {', '.join(keys)}")
+
+
+def _bn_affine_param(name: str, child_state: dict[str, torch.Tensor]) -> bool:
+    """gamma/beta of a child BN: a non-affine supernet has none (the child keeps 1 and 0).
+
+    A BN absent from the supernet is still found: its running statistics are missing.
+    """
+    module, _, part = name.rpartition(".")
+    return part in ("weight", "bias") and f"{module}.running_mean" in child_state

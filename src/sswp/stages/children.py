@@ -20,12 +20,12 @@ from sswp import atomic
 from sswp.config import Params, SupervisedParams
 from sswp.data.datasets import ArrayDataset, normalization
 from sswp.data.loaders import augment_of, make_loader
-from sswp.engine.checkpoint import Checkpointer, file_digest
+from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import Hardware, MetricLogger
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
-from sswp.models.child import BatchNormAffinity, ChildNetwork, inherit_weights
+from sswp.models.child import BatchNormAffinity, ChildNetwork, MissingWeights, inherit_weights
 from sswp.nas.genotype import Genotype
 from sswp.nas.reference import REFERENCES, reference_genotype
 from sswp.nas.supernet import search_space
@@ -35,10 +35,12 @@ from sswp.paths import (
     MODEL_FILE,
     SUPERNET_FILE,
     artifact_dir,
-    metrics_path,
     seed_tag,
     snapshot_dir,
 )
+from sswp.provenance import code_digest, file_digest
+from sswp.stages.outputs import publish
+from sswp.stages.plan import StagePlan
 from sswp.stages.tracked import tracked_params
 
 # Heads are new in every run that starts from other weights.
@@ -168,7 +170,15 @@ def build_child(
         bn=BatchNormAffinity(cells=affine_cells, pools=params.child.pool_bn_affine),
     )
     if init == "preserved":
-        inherit_weights(model, load_supernet_state(params, architecture))
+        try:
+            inherit_weights(model, load_supernet_state(params, architecture))
+        except MissingWeights as exc:
+            path = snapshot_dir(params.seed, architecture) / SUPERNET_FILE
+            shown = ", ".join(exc.keys[:5]) + (", ..." if len(exc.keys) > 5 else "")
+            raise SswpError(
+                f"{path} lacks {len(exc.keys)} tensors the preserved network needs ({shown}); "
+                f"rerun `sswp search --seed {params.seed}`"
+            ) from exc
     elif init == "two_stage":
         load_pretrained_backbone(model, params.seed)
     return model
@@ -232,6 +242,7 @@ def run_checkpointer(
             "params": tracked_params(params, stage),
             "seed": params.seed,
             "data": manifest["sha256"],
+            "code": code_digest(stage),
             **{name: file_digest(path) for name, path in inputs.items()},
             **extra,
         },
@@ -241,20 +252,19 @@ def run_checkpointer(
 
 
 def save_run(
-    out_dir: Path,
+    plan: StagePlan,
+    params: Params,
     model: ChildNetwork,
     history: list[dict[str, float]],
-    metrics_file: Path,
     metrics: dict[str, Any],
 ) -> None:
-    """The model and its per-epoch history (staged, swapped in whole), then the metrics."""
-    with atomic.staged_dir(out_dir) as tmp:
-        torch.save(
-            {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
+    """The model, its per-epoch history and its metrics, published together."""
+    with publish(plan, params, {plan.files[0]: metrics}) as tmp:
+        atomic.torch_save(
             tmp / MODEL_FILE,
+            {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
         )
         (tmp / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
-    atomic.write_json(metrics_file, metrics)
 
 
 @dataclass(frozen=True)
@@ -266,6 +276,7 @@ class ChildRun:
     architecture: str
     init: str  # "random", "preserved" or "two_stage"
     train_indices: np.ndarray
+    plan: StagePlan  # where its outputs go, and their record
     extra_metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -324,11 +335,5 @@ def fit_and_save(
     if not hw.dist.is_main:
         return
     metrics.update(architecture=run.architecture, seed=params.seed, **run.extra_metrics)
-    save_run(
-        artifact_dir(run.group, run.tag),
-        model,
-        loop.history,
-        metrics_path(run.group, run.tag),
-        metrics,
-    )
+    save_run(run.plan, params, model, loop.history, metrics)
     checkpointer.clear()

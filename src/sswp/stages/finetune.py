@@ -9,9 +9,9 @@ from sswp.config import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.splits import label_subset
 from sswp.engine.runtime import setup
-from sswp.errors import SswpError
 from sswp.paths import ratio_tag
 from sswp.stages.children import ChildRun, fit_and_save
+from sswp.stages.plan import finetune_plan
 from sswp.stages.seeds import add_seed_argument
 
 INITS = ("preserved", "random", "two_stage")
@@ -28,13 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_ratio(ratio: float) -> None:
-    if not 0 < ratio <= 1:
-        raise SswpError(f"--ratio {ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
-
-
 def run(params: Params, args: argparse.Namespace) -> None:
-    check_ratio(args.ratio)
     hw = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
@@ -44,6 +38,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         architecture=params.finetune.architecture,
         init=args.init,
         train_indices=indices,
+        plan=finetune_plan(params.finetune.architecture, args.init, args.ratio, params.seed),
         extra_metrics={
             "init": args.init,
             "label_ratio": args.ratio,

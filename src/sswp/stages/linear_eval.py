@@ -31,7 +31,7 @@ from sswp.engine.linear_eval import (
     probe_accuracy,
 )
 from sswp.engine.runtime import Hardware, MetricLogger, setup
-from sswp.paths import HISTORY_FILE, MODEL_FILE, artifact_dir, metrics_path, probe_tag, ratio_tag
+from sswp.paths import HISTORY_FILE, MODEL_FILE, metrics_path, ratio_tag
 from sswp.stages.children import (
     build_child,
     evaluation_loader,
@@ -39,7 +39,8 @@ from sswp.stages.children import (
     loader_options,
     run_checkpointer,
 )
-from sswp.stages.finetune import check_ratio
+from sswp.stages.outputs import publish
+from sswp.stages.plan import linear_eval_plan
 from sswp.stages.seeds import add_seed_argument
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,6 @@ PROTOCOLS = {"features": probe_features, "augmented": probe_augmented}
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    check_ratio(args.ratio)
     hw = setup(params.runtime, params.seed)
     data, splits, manifest = load_prepared()
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
@@ -176,11 +176,9 @@ def run(params: Params, args: argparse.Namespace) -> None:
         )
     if not hw.dist.is_main:
         return
-    with atomic.staged_dir(artifact_dir("linear_eval", probe_tag(args.ratio, params.seed))) as out:
-        torch.save({arm: p.state_dict for arm, p in probed.items()}, out / MODEL_FILE)
-        atomic.write_json(out / HISTORY_FILE, {arm: p.history for arm, p in probed.items()})
-    for arm, result in probed.items():
-        metrics = {
+    plan = linear_eval_plan(params.finetune.architecture, args.ratio, params.seed)
+    metrics = {
+        metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)): {
             **result.metrics,
             "protocol": params.linear_eval.protocol,
             "init": arm,
@@ -189,8 +187,11 @@ def run(params: Params, args: argparse.Namespace) -> None:
             "architecture": params.finetune.architecture,
             "seed": params.seed,
         }
-        atomic.write_json(
-            metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)), metrics
-        )
+        for arm, result in probed.items()
+    }
+    with publish(plan, params, metrics) as out:
+        atomic.torch_save(out / MODEL_FILE, {arm: p.state_dict for arm, p in probed.items()})
+        atomic.write_json(out / HISTORY_FILE, {arm: p.history for arm, p in probed.items()})
+    for result in probed.values():
         if result.checkpointer is not None:
             result.checkpointer.clear()

@@ -13,11 +13,12 @@ import logging
 
 import numpy as np
 
-from sswp.atomic import staged_dir
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset, load_raw, write_prepared
 from sswp.data.splits import label_subset, nested_label_order
 from sswp.paths import PREPARED_DIR
+from sswp.stages.outputs import publish
+from sswp.stages.plan import prepare_plan
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,14 @@ def keep_subset(ds: ArrayDataset, fraction: float, seed: int) -> ArrayDataset:
     """A class-balanced, seeded fraction of the training images, for quick smoke runs."""
     if fraction >= 1:
         return ds
-    keep = label_subset(ds.train_y, nested_label_order(ds.train_y, seed), fraction)
+    order = nested_label_order(ds.train_y, seed)
+    keep = label_subset(ds.train_y, order, fraction, what="data.subset")
     return dataclasses.replace(ds, train_x=ds.train_x[keep], train_y=ds.train_y[keep])
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
     ds = keep_subset(load_raw(params.data), params.data.subset, params.data.split_seed)
-    with staged_dir(PREPARED_DIR) as tmp:
+    with publish(prepare_plan(), params) as tmp:
         splits = write_prepared(ds, tmp, params.data.split_seed)
     per_class = np.bincount(ds.train_y, minlength=ds.num_classes)
     log.info(

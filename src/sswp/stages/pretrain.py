@@ -19,7 +19,7 @@ from sswp.data.splits import Splits
 from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
 from sswp.engine.runtime import MetricLogger, setup
-from sswp.paths import artifact_dir, metrics_path, seed_tag
+from sswp.paths import seed_tag
 from sswp.stages.children import (
     build_child,
     input_files,
@@ -27,6 +27,7 @@ from sswp.stages.children import (
     run_checkpointer,
     save_run,
 )
+from sswp.stages.plan import pretrain_plan
 from sswp.stages.seeds import add_seed_argument
 
 
@@ -93,5 +94,5 @@ def run(params: Params, args: argparse.Namespace) -> None:
         "architecture": architecture,
         "seed": params.seed,
     }
-    save_run(artifact_dir("pretrain", tag), child, history, metrics_path("pretrain", tag), metrics)
+    save_run(pretrain_plan(architecture, params.seed), params, child, history, metrics)
     checkpointer.clear()

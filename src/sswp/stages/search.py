@@ -8,7 +8,7 @@ import argparse
 from sswp import atomic
 from sswp.config import Params
 from sswp.data.datasets import load_prepared, normalization
-from sswp.engine.checkpoint import Checkpointer, file_digest
+from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import stop_on_signals
 from sswp.engine.runtime import MetricLogger, setup
 from sswp.engine.search import SearchLoop
@@ -19,10 +19,11 @@ from sswp.paths import (
     PREPARED_DIR,
     SPLITS_FILE,
     SUPERNET_FILE,
-    metrics_path,
-    search_dir,
     seed_tag,
 )
+from sswp.provenance import code_digest, file_digest
+from sswp.stages.outputs import publish
+from sswp.stages.plan import search_plan
 from sswp.stages.seeds import add_seed_argument
 from sswp.stages.tracked import tracked_params
 
@@ -42,6 +43,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
             "seed": params.seed,
             "data": manifest["sha256"],
             "splits": file_digest(PREPARED_DIR / SPLITS_FILE),
+            "code": code_digest("search"),
         },
         keep_old=params.runtime.keep_checkpoints,
         writer=hw.dist.is_main,
@@ -57,7 +59,8 @@ def run(params: Params, args: argparse.Namespace) -> None:
         return
     sp = params.search
     space = search_space(sp.layers, sp.channels, sp.stem)
-    with atomic.staged_dir(search_dir(params.seed)) as out:
+    plan = search_plan(params.seed)
+    with publish(plan, params, {plan.files[0]: {**result.metrics, "seed": params.seed}}) as out:
         for name, snap in result.snapshots.items():
             snap.genotype.save(out / name / GENOTYPE_FILE)
             atomic.torch_save(
@@ -65,5 +68,4 @@ def run(params: Params, args: argparse.Namespace) -> None:
                 {"search_space": space, "state_dict": snap.state_dict},
             )
         atomic.torch_save(out / ALPHA_HISTORY_FILE, result.alpha_history)
-    atomic.write_json(metrics_path("search", tag), {**result.metrics, "seed": params.seed})
     checkpointer.clear()

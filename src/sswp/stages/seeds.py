@@ -1,4 +1,5 @@
-"""The `--seed` option of every per-seed stage: which of params.yaml's `seeds` to run."""
+"""Run selection: `--seed` (every per-seed stage) and `--ratio` (finetune, linear-eval) must
+name one of params.yaml's runs, so every result belongs to the tracked pipeline."""
 
 from __future__ import annotations
 
@@ -20,3 +21,17 @@ def params_for_seed(params: Params, seed: int | None) -> Params:
         listed = ", ".join(str(s) for s in params.seeds)
         raise SswpError(f"--seed {seed} is not in params.yaml's seeds ({listed}); add it there")
     return params.with_seed(seed)
+
+
+def check_ratio(params: Params, ratio: float | None) -> None:
+    """A `--ratio` outside (0, 1] or outside finetune.label_ratios is refused like a seed."""
+    if ratio is None:
+        return
+    if not 0 < ratio <= 1:
+        raise SswpError(f"--ratio {ratio} is outside (0, 1]; use e.g. 0.1 for 10% of labels")
+    if ratio not in params.finetune.label_ratios:
+        listed = ", ".join(str(r) for r in params.finetune.label_ratios)
+        raise SswpError(
+            f"--ratio {ratio} is not in params.yaml's finetune.label_ratios ({listed}); "
+            "add it there"
+        )

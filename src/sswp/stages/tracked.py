@@ -73,3 +73,66 @@ def tracked_params(params: Params, stage: str) -> dict[str, Any]:
             value = value[part]
         out[key] = value
     return out
+
+
+# The package files (relative to src/sswp) each stage runs. dvc.yaml's src/ deps and the
+# Snakemake rules' code inputs list the same (a test keeps them equal); the code digest that
+# provenance records and checkpoint keys hold is taken over exactly these files.
+_COMMON_CODE = (
+    "cli.py",
+    "config.py",
+    "params.schema.yaml",
+    "atomic.py",
+    "paths.py",
+    "provenance.py",
+    "stages/plan.py",
+    "stages/guard.py",
+    "stages/outputs.py",
+    "engine/lock.py",
+)
+_LOOP_CODE = (
+    *_COMMON_CODE,
+    "data",
+    "engine/runtime.py",
+    "engine/checkpoint.py",
+    "engine/interrupt.py",
+    "stages/tracked.py",
+    "stages/seeds.py",
+    "nas",
+)
+_CHILD_CODE = (
+    *_LOOP_CODE,
+    "models",
+    "engine/distributed.py",
+    "engine/epochs.py",
+    "engine/supervised.py",
+    "stages/children.py",
+)
+_TRAIN_CODE = (*_CHILD_CODE, "stages/train.py")
+_FINETUNE_CODE = (*_CHILD_CODE, "stages/finetune.py")
+
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "prepare": (*_COMMON_CODE, "data", "stages/prepare.py"),
+    "search": (
+        *_LOOP_CODE,
+        "ssl",
+        "engine/distributed.py",
+        "engine/epochs.py",
+        "engine/phases.py",
+        "engine/objectives.py",
+        "engine/search.py",
+        "stages/search.py",
+    ),
+    "train": _TRAIN_CODE,
+    "train_reference": _TRAIN_CODE,
+    "pretrain": (*_CHILD_CODE, "ssl", "engine/pretrain.py", "stages/pretrain.py"),
+    "finetune": _FINETUNE_CODE,
+    "finetune_two_stage": _FINETUNE_CODE,
+    "linear_eval": (
+        *_CHILD_CODE,
+        "engine/linear_eval.py",
+        "stages/finetune.py",
+        "stages/linear_eval.py",
+    ),
+    "report": (*_COMMON_CODE, "nas", "report.py", "stages/report.py"),
+}

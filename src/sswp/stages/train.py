@@ -12,6 +12,7 @@ from sswp.engine.runtime import setup
 from sswp.nas.reference import REFERENCES
 from sswp.paths import SNAPSHOTS, train_tag
 from sswp.stages.children import ChildRun, fit_and_save
+from sswp.stages.plan import train_plan
 from sswp.stages.seeds import add_seed_argument
 
 ARCHITECTURES = (*SNAPSHOTS, *REFERENCES)
@@ -37,5 +38,6 @@ def run(params: Params, args: argparse.Namespace) -> None:
         architecture=architecture,
         init="random",
         train_indices=np.arange(len(data.train_y)),
+        plan=train_plan(architecture, params.seed),
     )
     fit_and_save(params, data, manifest, child_run, hw)
