@@ -39,6 +39,7 @@ from sswp.paths import (
     seed_tag,
     snapshot_dir,
 )
+from sswp.stages.records import split_record, write_info
 from sswp.stages.tracked import tracked_params
 
 # Heads are new in every run that starts from other weights.
@@ -244,15 +245,18 @@ def save_run(
     model: ChildNetwork,
     history: list[dict[str, float]],
     metrics_file: Path,
-    metrics: dict[str, Any],
+    record: dict[str, Any],
 ) -> None:
-    """The model and its per-epoch history (staged, swapped in whole), then the metrics."""
+    """The model, its per-epoch history and labels (staged, swapped in whole), then the
+    metrics: `record` split into numbers and labels."""
+    metrics, info = split_record(record)
     with atomic.staged_dir(out_dir) as tmp:
         torch.save(
             {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
             tmp / MODEL_FILE,
         )
         (tmp / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
+        write_info(tmp, info)
     atomic.write_json(metrics_file, metrics)
 
 

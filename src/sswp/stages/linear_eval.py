@@ -38,6 +38,7 @@ from sswp.stages.children import (
     run_checkpointer,
 )
 from sswp.stages.finetune import check_ratio
+from sswp.stages.records import write_info
 from sswp.stages.seeds import add_seed_argument
 
 log = logging.getLogger(__name__)
@@ -174,21 +175,21 @@ def run(params: Params, args: argparse.Namespace) -> None:
         )
     if not hw.dist.is_main:
         return
+    info = {
+        "protocol": params.linear_eval.protocol,
+        "arms": list(probed),
+        "label_ratio": args.ratio,
+        "labelled_images": len(indices),
+        "architecture": params.finetune.architecture,
+        "seed": params.seed,
+    }
     with atomic.staged_dir(artifact_dir("linear_eval", probe_tag(args.ratio, params.seed))) as out:
         torch.save({arm: p.state_dict for arm, p in probed.items()}, out / MODEL_FILE)
         atomic.write_json(out / HISTORY_FILE, {arm: p.history for arm, p in probed.items()})
+        write_info(out, info)
     for arm, result in probed.items():
-        metrics = {
-            **result.metrics,
-            "protocol": params.linear_eval.protocol,
-            "init": arm,
-            "label_ratio": args.ratio,
-            "labelled_images": len(indices),
-            "architecture": params.finetune.architecture,
-            "seed": params.seed,
-        }
         atomic.write_json(
-            metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)), metrics
+            metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)), result.metrics
         )
         if result.checkpointer is not None:
             result.checkpointer.clear()

@@ -23,6 +23,7 @@ from sswp.paths import (
     search_dir,
     seed_tag,
 )
+from sswp.stages.records import split_record, write_info
 from sswp.stages.seeds import add_seed_argument
 from sswp.stages.tracked import tracked_params
 
@@ -57,6 +58,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         return
     sp = params.search
     space = search_space(sp.layers, sp.channels, sp.stem)
+    metrics, info = split_record({**result.metrics, "seed": params.seed})
     with atomic.staged_dir(search_dir(params.seed)) as out:
         for name, snap in result.snapshots.items():
             snap.genotype.save(out / name / GENOTYPE_FILE)
@@ -65,5 +67,6 @@ def run(params: Params, args: argparse.Namespace) -> None:
                 {"search_space": space, "state_dict": snap.state_dict},
             )
         atomic.torch_save(out / ALPHA_HISTORY_FILE, result.alpha_history)
-    atomic.write_json(metrics_path("search", tag), {**result.metrics, "seed": params.seed})
+        write_info(out, info)
+    atomic.write_json(metrics_path("search", tag), metrics)
     checkpointer.clear()
