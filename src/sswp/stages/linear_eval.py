@@ -95,13 +95,31 @@ def probe_features(run: LabelledRun, arm: str) -> Probed:
     train_x, train_y = extract_features(backbone, labelled, hw)
     test_x, test_y = extract_features(backbone, evaluation_loader(data, options), hw)
     probe, history = fit_probe(
-        train_x, train_y, data.num_classes, params.linear_eval, params.seed, hw.device
+        train_x,
+        train_y,
+        data.num_classes,
+        params.linear_eval,
+        params.seed,
+        hw.device,
+        test=(test_x, test_y),
     )
+    log_history(f"linear_eval/{ratio_tag(arm, run.ratio, params.seed)}", history, hw)
     metrics = {
         "test_acc": probe_accuracy(probe, test_x, test_y),
+        "best_test_acc": max(epoch["test_acc"] for epoch in history),
         "train_acc": history[-1]["train_acc"],
     }
     return Probed(probe.cpu().state_dict(), history, metrics)
+
+
+def log_history(name: str, history: list[dict[str, float]], hw: Hardware) -> None:
+    """Per-epoch metrics of a probe fitted in one go, to live/ like every other stage's."""
+    metric_logger = MetricLogger(name, enabled=hw.dist.is_main)
+    try:
+        for epoch, metrics in enumerate(history):
+            metric_logger.log_epoch(epoch, metrics)
+    finally:
+        metric_logger.close()
 
 
 def probe_augmented(run: LabelledRun, arm: str) -> Probed:
