@@ -7,17 +7,32 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro snakemake test lint bench image sif
+.PHONY: setup lock repro snakemake test lint bench image sif
 
 setup: $(STAMP)
 
-# Reinstall only when the pins or the package metadata change.
-$(STAMP): requirements.txt pyproject.toml
+# DALI and the other CUDA-only packages (requirements-cuda.txt) exist for Linux x86-64 only:
+# there `make` installs the hashed lock of everything, elsewhere (or with CUDA_EXTRA=0) the
+# pins of every platform, and `data.loader: auto` then uses torchvision.
+CUDA_EXTRA ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),1,0)
+UV_COMPILE := uv pip compile --quiet --generate-hashes --no-header --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28
+
+# Reinstall only when the pins, the locks or the package metadata change.
+$(STAMP): requirements.txt requirements-cuda.txt requirements-dev.txt requirements-dev.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+ifeq ($(CUDA_EXTRA),1)
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+else
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+endif
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Regenerate both locks (Linux x86-64, with hashes) after changing a pin; needs uv.
+lock:
+	$(UV_COMPILE) -o requirements.lock requirements.txt requirements-cuda.txt
+	$(UV_COMPILE) -o requirements-dev.lock requirements.txt requirements-cuda.txt requirements-dev.txt
 
 repro: $(STAMP)
 	dvc repro

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sswp import cli
-from sswp.compare import compare_runs, flatten
+from sswp.compare import compare, compare_runs, flatten
 from sswp.errors import SswpError
 
 PARAMS_A = {
@@ -130,8 +133,41 @@ def test_bad_files(runs, name, content, message):
 
 def test_cli_prints_the_comparison_or_one_error_line(runs, tmp_path, capsys):
     a, b = runs
-    assert cli.main(["compare", str(a), str(b)]) == 0
+    assert cli.main(["compare", str(a), str(b)]) == 1
     assert capsys.readouterr().out == compare_runs(a, b) + "\n"
     assert cli.main(["compare", str(a), str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sswp compare: error: ")
+
+
+def test_exit_status_is_zero_for_matching_runs_and_one_when_they_differ(runs, capsys):
+    a, b = runs
+    assert not compare(a, a.parent).differ
+    assert cli.main(["compare", str(a), str(a.parent)]) == 0
+    assert compare(a, b).differ
+    assert cli.main(["compare", str(a), str(b)]) == 1
+
+
+def test_a_param_alone_makes_runs_differ(tmp_path):
+    a = _results(tmp_path / "a", PARAMS_A, METRICS_A)
+    b = _results(tmp_path / "b", {**PARAMS_A, "seeds": [0]}, METRICS_A)
+    assert compare(a, b).differ
+
+
+def test_closed_pipe_is_no_error(runs):
+    """`sswp compare A B | head`: the reader is gone before the first write."""
+    a, b = runs
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sswp.cli", "compare", str(a), str(b)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 1

@@ -343,8 +343,10 @@ def run_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     model = {"test_loss": 0.5, "train_acc": 0.95, "train_hours": 0.02}
     for s in SEEDS:
-        search = {**SEARCHES[s], "objective": "simclr", "supernet_params_m": 0.5, "seed": s}
-        _write(f"metrics/search/seed-{s}.json", search)
+        numbers = {k: v for k, v in SEARCHES[s].items() if k != "device"}  # a label: info.json
+        _write(f"metrics/search/seed-{s}.json", {**numbers, "supernet_params_m": 0.5})
+        info = {"device": SEARCHES[s]["device"], "objective": "simclr", "seed": s}
+        _write(f"artifacts/search/seed-{s}/info.json", info)
         _write(f"metrics/pretrain/seed-{s}.json", {"pretrain_hours": PRETRAIN_HOURS[s], "seed": s})
         for arch, accs in TRAIN_ACC.items():
             metrics = {**model, "test_acc": accs[s], "params_m": TRAIN_PARAMS_M[arch][s]}
@@ -499,9 +501,9 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
             r"in \[0, 1\]; rerun `sswp finetune --init preserved --ratio 0.1 --seed 0`$",
         ),
         (
-            "metrics/search/seed-1.json",
-            json.dumps({**SEARCHES[1], "device": "tpu"}),
-            r"^metrics/search/seed-1.json: device = 'tpu' is not 'cuda' or 'cpu'; ",
+            "artifacts/search/seed-1/info.json",
+            json.dumps({"device": "tpu"}),
+            r"^artifacts/search/seed-1/info.json: device = 'tpu' is not 'cuda' or 'cpu'; ",
         ),
         (
             "metrics/search/seed-0.json",
@@ -509,9 +511,9 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
             r"^metrics/search/seed-0.json: labels_used = -1 is not a non-negative integer; ",
         ),
         (
-            "metrics/search/seed-0.json",
-            json.dumps({**SEARCHES[0], "device": ["cpu"]}),
-            r"^metrics/search/seed-0.json: device = \['cpu'\] is not 'cuda' or 'cpu'; ",
+            "artifacts/search/seed-0/info.json",
+            json.dumps({"device": ["cpu"]}),
+            r"^artifacts/search/seed-0/info.json: device = \['cpu'\] is not 'cuda' or 'cpu'; ",
         ),
         (
             "metrics/linear_eval/preserved-1.0-seed-1.json",

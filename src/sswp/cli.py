@@ -97,14 +97,21 @@ def environment_error(exc: OSError) -> str:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from sswp.compare import compare_runs
+    """Print the comparison; exit 0 if the runs match, 1 if they differ, 2 on bad input (as
+    diff). A reader that stops early (`| head`) is no error."""
+    from sswp.compare import compare as compare_results
 
     try:
-        print(compare_runs(Path(args.run_a), Path(args.run_b)))
+        result = compare_results(Path(args.run_a), Path(args.run_b))
     except SswpError as exc:
         print(f"sswp compare: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    try:
+        print(result.text, flush=True)
+    except BrokenPipeError:
+        # Python's recipe: send the rest to /dev/null, so the flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1 if result.differ else 0
 
 
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:

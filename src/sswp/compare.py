@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,16 +119,30 @@ def metrics_section(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return [title, *text_table(["key", "A", "B", "B-A", ""], rows)]
 
 
-def compare_runs(a: Path, b: Path) -> str:
-    """The text of `sswp compare RUN_A RUN_B`: the params that differ, then every metric."""
-    params_a, metrics_a = read_run(Path(a))
-    params_b, metrics_b = read_run(Path(b))
+@dataclass(frozen=True)
+class Comparison:
+    """The text `sswp compare` prints, and whether the runs differ (its exit status, as diff)."""
+
+    text: str
+    differ: bool
+
+
+def compare(a: Path, b: Path) -> Comparison:
+    """Both runs read, diffed and laid out: the params that differ, then every metric."""
+    params_a, metrics_a = (flatten(part) for part in read_run(Path(a)))
+    params_b, metrics_b = (flatten(part) for part in read_run(Path(b)))
     lines = [
         f"A: {results_folder(Path(a))}",
         f"B: {results_folder(Path(b))}",
         "",
-        *params_section(flatten(params_a), flatten(params_b)),
+        *params_section(params_a, params_b),
         "",
-        *metrics_section(flatten(metrics_a), flatten(metrics_b)),
+        *metrics_section(metrics_a, metrics_b),
     ]
-    return "\n".join(lines) + "\n"
+    differ = params_a != params_b or metrics_a != metrics_b
+    return Comparison("\n".join(lines) + "\n", differ)
+
+
+def compare_runs(a: Path, b: Path) -> str:
+    """The text of `sswp compare RUN_A RUN_B`."""
+    return compare(a, b).text

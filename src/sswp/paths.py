@@ -22,6 +22,7 @@ SNAPSHOTS = ("final", "highest_acc", "lowest_loss")
 
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.json"
+INFO_FILE = "info.json"  # a run's labels; metrics/ holds only its numbers
 
 METRICS_DIR = Path("metrics")
 LIVE_DIR = Path("live")

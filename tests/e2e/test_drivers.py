@@ -69,6 +69,8 @@ def _results(root: Path) -> dict[str, object]:
     for path in sorted((root / "metrics").rglob("*.json")):
         data = json.loads(path.read_text())
         out[str(path.relative_to(root))] = {k: v for k, v in data.items() if k not in TIMING_KEYS}
+    for path in sorted((root / "artifacts").rglob("info.json")):
+        out[str(path.relative_to(root))] = json.loads(path.read_text())
     for name in ("label_ratio.csv", "label_ratio.md"):
         out[f"results/{name}"] = (root / "results" / name).read_text()
     return out
@@ -120,10 +122,20 @@ def test_dvc_repro_writes_every_artifact(dvc_run):
         "linear_two_stage",
     }
     search = results["metrics/search/seed-0.json"]
-    assert search["labels_used"] == 0 and 0 <= search["final"]["objective_acc"] <= 1
+    search_info = results["artifacts/search/seed-0/info.json"]
+    assert search["labels_used"] == 0 and 0 <= search_info["final"]["objective_acc"] <= 1
+    assert search_info["device"] == "cpu" and search_info["objective"] == "simclr"
+    probe_info = results["artifacts/linear_eval/1.0-seed-0/info.json"]
+    assert probe_info["protocol"] == "features" and probe_info["label_ratio"] == 1.0
     for arm in ("preserved", "two_stage"):
-        probe = results[f"metrics/linear_eval/{arm}-1.0-seed-0.json"]
-        assert probe["init"] == arm and 0 <= probe["test_acc"] <= 1
+        assert arm in probe_info["arms"]
+        assert 0 <= results[f"metrics/linear_eval/{arm}-1.0-seed-0.json"]["test_acc"] <= 1
+    # DVC shows metrics files as columns: they hold numbers only, labels are in info.json.
+    metric_files = [name for name in results if name.startswith("metrics/")]
+    assert len(metric_files) == 14
+    for name in metric_files:
+        for key, value in results[name].items():
+            assert type(value) in (int, float), f"{name}: {key} = {value!r}"
     assert (root / "live/search/seed-0/plots/metrics").is_dir()
     assert (root / "logs/search-seed-0.log").is_file()
 

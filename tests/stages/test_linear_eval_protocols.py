@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,13 @@ def test_features_protocol_leaves_the_backbone_untouched(labelled_run):
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     probed = PROTOCOLS["features"](_with_protocol(run, "features"), "preserved")
     assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
-    assert set(probed.metrics) == {"test_acc", "train_acc"} and len(probed.history) == 3
+    assert set(probed.metrics) == {"test_acc", "best_test_acc", "train_acc"}
+    accs = [epoch["test_acc"] for epoch in probed.history]
+    assert len(accs) == 3 and probed.metrics["test_acc"] == accs[-1]
+    assert probed.metrics["best_test_acc"] == max(accs)
+    # Per-epoch metrics go to live/ like every other stage's.
+    live = Path("live/linear_eval/preserved-1.0-seed-0/plots/metrics")
+    assert (live / "test_acc.tsv").read_text().count("\n") == 4  # header + 3 epochs
 
 
 def test_augmented_protocol_trains_the_classifier_with_train_mode_bn(labelled_run):

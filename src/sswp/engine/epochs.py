@@ -21,7 +21,7 @@ from sswp.config import RuntimeParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import sum_scalars
 from sswp.engine.interrupt import StopFlag, halt_if_requested
-from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
+from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
 
 log = logging.getLogger(__name__)
 
@@ -252,15 +252,16 @@ class EpochLoop:
     ) -> list[dict[str, float]]:
         """Every epoch (resuming from the checkpoint if there is one); returns the history."""
         start, resume = resume_point(self, checkpointer, metric_logger)
+        clock = EpochClock(self.epochs, start)
         for epoch in range(start, self.epochs):
             metrics = self.train_epoch(epoch, stop, checkpointer, resume)
             resume = None
             self.history.append(metrics)
             metric_logger.log_epoch(epoch, metrics)
             log.info(
-                "%s epoch %d: %s",
+                "%s %s: %s",
                 self.name,
-                epoch,
+                clock.status(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
             checkpointer.save(self.state_dict(epoch + 1, 0))

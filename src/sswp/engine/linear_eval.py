@@ -58,9 +58,10 @@ def fit_probe(
     lp: LinearEvalParams,
     seed: int,
     device: torch.device | None = None,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[LinearProbe, list[dict[str, float]]]:
     """SGD (per-iteration warm-up + cosine, clipped) on shuffled mini-batches; returns the
-    probe and history.
+    probe and history, with the accuracy on the `test` features after every epoch if given.
 
     Trains on `device` (the stage's GPU when there is one): ImageNet features are millions.
     """
@@ -89,7 +90,10 @@ def fit_probe(
             sched.step()
             loss_sum += loss.item() * len(batch)
             correct += (logits.argmax(1) == labels[batch]).sum().item()
-        history.append({"train_loss": loss_sum / len(labels), "train_acc": correct / len(labels)})
+        epoch = {"train_loss": loss_sum / len(labels), "train_acc": correct / len(labels)}
+        if test is not None:
+            epoch["test_acc"] = probe_accuracy(probe, *test)
+        history.append(epoch)
     return probe, history
 
 

@@ -8,10 +8,10 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -146,10 +146,71 @@ def setup_logging(stage: str, main_process: bool = True) -> Path:
     return path
 
 
-def progress(items: Iterable[T], runtime: RuntimeParams, **kwargs: Any) -> Iterator[T]:
-    """A progress bar on a terminal; silent in batch logs (or as runtime.progress says)."""
-    show = runtime.progress == "always" or (runtime.progress == "auto" and sys.stderr.isatty())
-    yield from tqdm(items, disable=not show, leave=False, dynamic_ncols=True, **kwargs)
+PROGRESS_LOG_SECONDS = 30.0
+
+
+def duration(seconds: float) -> str:
+    """Seconds as h:mm:ss, the form of elapsed times and ETAs in the logs."""
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class EpochClock:
+    """ "epoch k/N" with the elapsed time and an ETA, for the per-epoch log lines.
+
+    The ETA extrapolates the mean time of the epochs this process ran, so a resumed run
+    does not count the epochs it skipped.
+    """
+
+    def __init__(self, total: int, first: int = 0, clock: Callable[[], float] = time.monotonic):
+        self.total, self.first, self.clock = total, first, clock
+        self.start = clock()
+
+    def status(self, epoch: int) -> str:
+        """After 0-based `epoch` finished: e.g. `epoch 3/10, 0:00:12 elapsed, ETA 0:00:28`."""
+        elapsed = self.clock() - self.start
+        done = epoch + 1 - self.first
+        eta = elapsed / done * (self.total - epoch - 1) if done > 0 else 0.0
+        return f"epoch {epoch + 1}/{self.total}, {duration(elapsed)} elapsed, ETA {duration(eta)}"
+
+
+def logged_progress(
+    items: Iterable[T],
+    desc: str,
+    total: int,
+    initial: int = 0,
+    interval: float = PROGRESS_LOG_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[T]:
+    """`items`, logging `desc: batch i/total (p%), elapsed` at most once every `interval` s."""
+    start = last = clock()
+    for done, item in enumerate(items, start=initial + 1):
+        yield item
+        now = clock()
+        if now - last >= interval:
+            last = now
+            log.info(
+                "%s: batch %d/%d (%d%%), %s elapsed",
+                desc,
+                done,
+                total,
+                100 * done // max(1, total),
+                duration(now - start),
+            )
+
+
+def progress(
+    items: Iterable[T], runtime: RuntimeParams, *, desc: str, total: int, initial: int = 0
+) -> Iterator[T]:
+    """A progress bar on a terminal; in batch logs a line at most every 30 s (`auto`)."""
+    if runtime.progress == "always" or (runtime.progress == "auto" and sys.stderr.isatty()):
+        yield from tqdm(
+            items, desc=desc, total=total, initial=initial, leave=False, dynamic_ncols=True
+        )
+    elif runtime.progress == "auto":
+        yield from logged_progress(items, desc, total, initial)
+    else:
+        yield from items
 
 
 class MetricLogger:

@@ -22,7 +22,7 @@ from sswp.engine.epochs import resume_point
 from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
 from sswp.engine.phases import SearchSchedule, build_schedule
-from sswp.engine.runtime import Hardware, MetricLogger, RunClock, progress
+from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
 from sswp.errors import SswpError
 from sswp.nas.genotype import Genotype
 from sswp.nas.supernet import SuperNet
@@ -449,6 +449,7 @@ class SearchLoop:
             schedule.stabilise,
         )
         start, resume = resume_point(self, checkpointer, metric_logger)
+        clock = EpochClock(schedule.epochs, start)
         for epoch in range(start, schedule.epochs):
             metrics = self.train_epoch(epoch, stop, checkpointer, resume)
             resume = None
@@ -468,8 +469,8 @@ class SearchLoop:
             self.history.append(metrics)
             metric_logger.log_epoch(epoch, metrics)
             log.info(
-                "epoch %d (%s): %s",
-                epoch,
+                "search %s (%s): %s",
+                clock.status(epoch),
                 schedule.phase(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )

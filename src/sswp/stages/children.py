@@ -41,6 +41,7 @@ from sswp.paths import (
 from sswp.provenance import code_digest, file_digest
 from sswp.stages.outputs import publish
 from sswp.stages.plan import StagePlan
+from sswp.stages.records import split_record, write_info
 from sswp.stages.tracked import tracked_params
 
 # Heads are new in every run that starts from other weights.
@@ -256,15 +257,18 @@ def save_run(
     params: Params,
     model: ChildNetwork,
     history: list[dict[str, float]],
-    metrics: dict[str, Any],
+    record: dict[str, Any],
 ) -> None:
-    """The model, its per-epoch history and its metrics, published together."""
+    """The model, its per-epoch history, its labels and its metrics, published together:
+    `record` split into the numbers (metrics) and the labels (info.json)."""
+    metrics, info = split_record(record)
     with publish(plan, params, {plan.files[0]: metrics}) as tmp:
         atomic.torch_save(
             tmp / MODEL_FILE,
             {"genotype": model.genotype.to_json(), "state_dict": model.state_dict()},
         )
         (tmp / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
+        write_info(tmp, info)
 
 
 @dataclass(frozen=True)

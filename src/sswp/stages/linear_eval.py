@@ -41,6 +41,7 @@ from sswp.stages.children import (
 )
 from sswp.stages.outputs import publish
 from sswp.stages.plan import linear_eval_plan
+from sswp.stages.records import write_info
 from sswp.stages.seeds import add_seed_argument
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,31 @@ def probe_features(run: LabelledRun, arm: str) -> Probed:
     train_x, train_y = extract_features(backbone, labelled, hw)
     test_x, test_y = extract_features(backbone, evaluation_loader(data, options), hw)
     probe, history = fit_probe(
-        train_x, train_y, data.num_classes, params.linear_eval, params.seed, hw.device
+        train_x,
+        train_y,
+        data.num_classes,
+        params.linear_eval,
+        params.seed,
+        hw.device,
+        test=(test_x, test_y),
     )
+    log_history(f"linear_eval/{ratio_tag(arm, run.ratio, params.seed)}", history, hw)
     metrics = {
         "test_acc": probe_accuracy(probe, test_x, test_y),
+        "best_test_acc": max(epoch["test_acc"] for epoch in history),
         "train_acc": history[-1]["train_acc"],
     }
     return Probed(probe.cpu().state_dict(), history, metrics)
+
+
+def log_history(name: str, history: list[dict[str, float]], hw: Hardware) -> None:
+    """Per-epoch metrics of a probe fitted in one go, to live/ like every other stage's."""
+    metric_logger = MetricLogger(name, enabled=hw.dist.is_main)
+    try:
+        for epoch, metrics in enumerate(history):
+            metric_logger.log_epoch(epoch, metrics)
+    finally:
+        metric_logger.close()
 
 
 def probe_augmented(run: LabelledRun, arm: str) -> Probed:
@@ -177,21 +196,22 @@ def run(params: Params, args: argparse.Namespace) -> None:
     if not hw.dist.is_main:
         return
     plan = linear_eval_plan(params.finetune.architecture, args.ratio, params.seed)
+    info = {
+        "protocol": params.linear_eval.protocol,
+        "arms": list(probed),
+        "label_ratio": args.ratio,
+        "labelled_images": len(indices),
+        "architecture": params.finetune.architecture,
+        "seed": params.seed,
+    }
     metrics = {
-        metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)): {
-            **result.metrics,
-            "protocol": params.linear_eval.protocol,
-            "init": arm,
-            "label_ratio": args.ratio,
-            "labelled_images": len(indices),
-            "architecture": params.finetune.architecture,
-            "seed": params.seed,
-        }
+        metrics_path("linear_eval", ratio_tag(arm, args.ratio, params.seed)): result.metrics
         for arm, result in probed.items()
     }
     with publish(plan, params, metrics) as out:
         atomic.torch_save(out / MODEL_FILE, {arm: p.state_dict for arm, p in probed.items()})
         atomic.write_json(out / HISTORY_FILE, {arm: p.history for arm, p in probed.items()})
+        write_info(out, info)
     for result in probed.values():
         if result.checkpointer is not None:
             result.checkpointer.clear()

@@ -32,6 +32,7 @@ from sswp.paths import (
     ALPHA_HISTORY_FILE,
     GENOTYPE_FILE,
     HISTORY_FILE,
+    INFO_FILE,
     RESULTS_DIR,
     artifact_dir,
     metrics_path,
@@ -81,12 +82,8 @@ DEVICE = Check(
     " or ".join(repr(d) for d in rep.COST_UNITS),
 )
 
-SEARCH_KEYS = {
-    "search_hours": NUMBER,
-    "processes": PROCESSES,
-    "device": DEVICE,
-    "labels_used": COUNT,
-}
+SEARCH_KEYS = {"search_hours": NUMBER, "processes": PROCESSES, "labels_used": COUNT}
+SEARCH_INFO_KEYS = {"device": DEVICE}
 TRAIN_KEYS = {"test_acc": FRACTION, "params_m": NUMBER}
 ACCURACY_KEYS = {"test_acc": FRACTION}
 PRETRAIN_KEYS = {"pretrain_hours": NUMBER}
@@ -217,7 +214,10 @@ def gather(params: Params) -> Inputs:
     seeds = params.seeds
     ratios = params.finetune.label_ratios
     searches = [
-        read_metrics(metrics_path("search", seed_tag(s)), SEARCH_KEYS, search_command(s))
+        {
+            **read_metrics(metrics_path("search", seed_tag(s)), SEARCH_KEYS, search_command(s)),
+            **read_metrics(search_dir(s) / INFO_FILE, SEARCH_INFO_KEYS, search_command(s)),
+        }
         for s in seeds
     ]
     train, train_curves = {}, {}

@@ -24,6 +24,7 @@ from sswp.paths import (
 from sswp.provenance import code_digest, file_digest
 from sswp.stages.outputs import publish
 from sswp.stages.plan import search_plan
+from sswp.stages.records import split_record, write_info
 from sswp.stages.seeds import add_seed_argument
 from sswp.stages.tracked import tracked_params
 
@@ -60,7 +61,8 @@ def run(params: Params, args: argparse.Namespace) -> None:
     sp = params.search
     space = search_space(sp.layers, sp.channels, sp.stem)
     plan = search_plan(params.seed)
-    with publish(plan, params, {plan.files[0]: {**result.metrics, "seed": params.seed}}) as out:
+    metrics, info = split_record({**result.metrics, "seed": params.seed})
+    with publish(plan, params, {plan.files[0]: metrics}) as out:
         for name, snap in result.snapshots.items():
             snap.genotype.save(out / name / GENOTYPE_FILE)
             atomic.torch_save(
@@ -68,4 +70,5 @@ def run(params: Params, args: argparse.Namespace) -> None:
                 {"search_space": space, "state_dict": snap.state_dict},
             )
         atomic.torch_save(out / ALPHA_HISTORY_FILE, result.alpha_history)
+        write_info(out, info)
     checkpointer.clear()
