@@ -450,3 +450,47 @@ def test_logs_append_with_a_separator_per_attempt(workdir):
     separators = [i for i, line in enumerate(lines) if line.startswith(ATTEMPT_SEPARATOR)]
     assert len(separators) == 2 and separators[0] == 0
     assert sum("train done" in line for line in lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("search.weight_lr", float("nan")),
+        ("train.lr", float("inf")),
+        ("pretrain.lr", -float("inf")),
+    ],
+)
+def test_non_finite_number_in_params(workdir, capsys, key, value):
+    _set(workdir, key, value)
+    _fails_cleanly(capsys, ["train", "--seed", "0"], f"{key} = {value!r} is not a finite number")
+
+
+@pytest.mark.parametrize(
+    ("argv", "key", "stage"),
+    [
+        (["train", "--seed", "0"], "train.lr", "train/final-seed-0"),
+        (
+            ["finetune", "--seed", "0", "--init", "preserved", "--ratio", "1.0"],
+            "finetune.lr",
+            "finetune/preserved-1.0-seed-0",
+        ),
+        (["search", "--seed", "0"], "search.weight_lr", "search"),
+    ],
+)
+def test_divergence_mid_run_is_one_line_with_the_epoch_and_no_output(
+    workdir, capsys, argv, key, stage
+):
+    """A learning rate of 1e30 sends the weights to infinity within the first epoch."""
+    _set(workdir, key, 1e30)
+    searching = argv[0] == "search"
+    if searching:
+        shutil.rmtree("artifacts/search")
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if " INFO " not in line]
+    assert errors == [
+        f"sswp {argv[0]}: error: {stage} diverged in epoch 1: the loss is nan; the learning "
+        f"rate is the likely cause: lower {key} and rerun"
+    ]
+    for path in (*OUTPUTS, *(["artifacts/search"] if searching else [])):
+        assert not list(Path(path).rglob("*.*")), path

@@ -20,6 +20,13 @@ from sswp.errors import SswpError
 from sswp.nas.genotype import derive_genotype
 from sswp.stages import report as stage
 
+MANIFEST = {
+    "dataset": "digits",
+    "classes": [str(c) for c in range(10)],
+    "num_train": 1437,
+    "num_test": 360,
+    "image_shape": [16, 16, 3],
+}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OUTPUT_NAMES = {
     "main_table.csv",
@@ -49,40 +56,51 @@ ARM_ACC = {
     ("finetune", "two_stage"): {0.1: (0.7, 0.7), 1.0: (0.89, 0.87)},
     ("linear_eval", "preserved"): {0.1: (0.5, 0.6), 1.0: (0.6, 0.6)},
     ("linear_eval", "two_stage"): {0.1: (0.4, 0.4), 1.0: (0.5, 0.45)},
+    # 12 % at 10 % of labels: within 5 points of the 10 % chance of 10 classes.
+    ("linear_eval", "random"): {0.1: (0.12, 0.12), 1.0: (0.35, 0.35)},
 }
+# Every run's best epoch is this much better than its last, so both columns are checkable.
+BEST_GAIN = 0.05
+NUM_CLASSES = 10
 PRETRAIN_HOURS = (0.1, 0.3)
 
 MAIN_CSV = (
-    "method,architecture,test_error_mean,test_error_std,seeds,params_m,search_cost,"
-    "search_cost_unit,labels_used\n"
-    '"SSWP-NAS (simclr, final)",final,15.0,7.07,2,0.1237,0.75,GPU-hours,0\n'
-    "DARTS-V2,darts_v2,6.0,1.41,2,0.3,,,\n"
+    "method,architecture,test_error_mean,test_error_std,best_error_mean,best_error_std,seeds,"
+    "params_m,search_cost,search_cost_unit,labels_used\n"
+    '"SSWP-NAS (simclr, final)",final,15.0,7.07,10.0,7.07,2,0.1237,0.75,GPU-hours,0\n'
+    "DARTS-V2,darts_v2,6.0,1.41,1.0,1.41,2,0.3,,,\n"
 )
 MAIN_MD = (
-    "| method | test error (%) | seeds | params (M) | search cost | labels used |\n"
-    "|---|---:|---:|---:|---:|---:|\n"
-    "| SSWP-NAS (simclr, final) | 15.00 ± 7.07 | 2 | 0.1237 | 0.75 GPU-hours | 0 |\n"
-    "| DARTS-V2 | 6.00 ± 1.41 | 2 | 0.3000 | — | — |"
+    "| method | test error (%), final epoch | best-epoch test error (%) | seeds | params (M) "
+    "| search cost | labels used |\n"
+    "|---|---:|---:|---:|---:|---:|---:|\n"
+    "| SSWP-NAS (simclr, final) | 15.00 ± 7.07 | 10.00 ± 7.07 | 2 | 0.1237 | 0.75 GPU-hours "
+    "| 0 |\n"
+    "| DARTS-V2 | 6.00 ± 1.41 | 1.00 ± 1.41 | 2 | 0.3000 | — | — |"
 )
 LABEL_RATIO_CSV = (
-    "label_ratio,arm,mean,std,n\n"
-    "0.1,finetune_preserved,75.0,7.07,2\n"
-    "1.0,finetune_preserved,90.0,0.0,2\n"
-    "0.1,finetune_random,55.0,7.07,2\n"
-    "1.0,finetune_random,87.0,1.41,2\n"
-    "0.1,finetune_two_stage,70.0,0.0,2\n"
-    "1.0,finetune_two_stage,88.0,1.41,2\n"
-    "0.1,linear_preserved,55.0,7.07,2\n"
-    "1.0,linear_preserved,60.0,0.0,2\n"
-    "0.1,linear_two_stage,40.0,0.0,2\n"
-    "1.0,linear_two_stage,47.5,3.54,2\n"
+    "label_ratio,arm,mean,std,best_mean,best_std,n\n"
+    "0.1,finetune_preserved,75.0,7.07,80.0,7.07,2\n"
+    "1.0,finetune_preserved,90.0,0.0,95.0,0.0,2\n"
+    "0.1,finetune_random,55.0,7.07,60.0,7.07,2\n"
+    "1.0,finetune_random,87.0,1.41,92.0,1.41,2\n"
+    "0.1,finetune_two_stage,70.0,0.0,75.0,0.0,2\n"
+    "1.0,finetune_two_stage,88.0,1.41,93.0,1.41,2\n"
+    "0.1,linear_preserved,55.0,7.07,60.0,7.07,2\n"
+    "1.0,linear_preserved,60.0,0.0,65.0,0.0,2\n"
+    "0.1,linear_two_stage,40.0,0.0,45.0,0.0,2\n"
+    "1.0,linear_two_stage,47.5,3.54,52.5,3.54,2\n"
+    "0.1,linear_random,12.0,0.0,17.0,0.0,2\n"
+    "1.0,linear_random,35.0,0.0,40.0,0.0,2\n"
 )
 LABEL_RATIO_MD = (
     "| label ratio | finetune preserved | finetune random | finetune two-stage "
-    "| linear eval preserved | linear eval two-stage |\n"
-    "|---:|---:|---:|---:|---:|---:|\n"
-    "| 10% | 75.00 ± 7.07 | 55.00 ± 7.07 | 70.00 ± 0.00 | 55.00 ± 7.07 | 40.00 ± 0.00 |\n"
-    "| 100% | 90.00 ± 0.00 | 87.00 ± 1.41 | 88.00 ± 1.41 | 60.00 ± 0.00 | 47.50 ± 3.54 |"
+    "| linear eval preserved | linear eval two-stage | linear eval random |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|\n"
+    "| 10% | 75.00 ± 7.07 | 55.00 ± 7.07 | 70.00 ± 0.00 | 55.00 ± 7.07 | 40.00 ± 0.00 "
+    "| 12.00 ± 0.00 † |\n"
+    "| 100% | 90.00 ± 0.00 | 87.00 ± 1.41 | 88.00 ± 1.41 | 60.00 ± 0.00 | 47.50 ± 3.54 "
+    "| 35.00 ± 0.00 |"
 )
 METRICS = {
     "main": {
@@ -115,20 +133,33 @@ METRICS = {
             "10%": {"mean": 40.0, "std": 0.0},
             "100%": {"mean": 47.5, "std": 3.54},
         },
+        "linear_random": {
+            "10%": {"mean": 12.0, "std": 0.0},
+            "100%": {"mean": 35.0, "std": 0.0},
+        },
     },
 }
 
 
 def _train_runs(seeds=SEEDS) -> dict[str, list[dict]]:
     return {
-        arch: [{"test_acc": acc[s], "params_m": TRAIN_PARAMS_M[arch][s]} for s in seeds]
+        arch: [
+            {
+                "test_acc": acc[s],
+                "best_test_acc": acc[s] + BEST_GAIN,
+                "params_m": TRAIN_PARAMS_M[arch][s],
+            }
+            for s in seeds
+        ]
         for arch, acc in TRAIN_ACC.items()
     }
 
 
-def _arm_accs(seeds=SEEDS) -> dict[str, dict[float, list[float]]]:
+def _arm_accs(seeds=SEEDS, gain: float = 0.0) -> dict[str, dict[float, list[float]]]:
     return {
-        arm.key: {r: [accs[s] for s in seeds] for r, accs in ARM_ACC[arm.stage, arm.init].items()}
+        arm.key: {
+            r: [accs[s] + gain for s in seeds] for r, accs in ARM_ACC[arm.stage, arm.init].items()
+        }
         for arm in rep.ALL_ARMS
     }
 
@@ -140,7 +171,9 @@ def main() -> pd.DataFrame:
 
 @pytest.fixture
 def ratios() -> pd.DataFrame:
-    return rep.label_ratio_table(_arm_accs(), rep.arms(("preserved", "random")))
+    return rep.label_ratio_table(
+        _arm_accs(), _arm_accs(gain=BEST_GAIN), rep.arms(("preserved", "random"))
+    )
 
 
 # --- pure tables ---------------------------------------------------------------------------
@@ -151,21 +184,21 @@ def test_main_table_exact(main):
 
 
 def test_main_markdown_exact(main):
-    assert rep.main_markdown(main) == MAIN_MD
+    assert rep.main_markdown(main, NUM_CLASSES) == MAIN_MD
 
 
 def test_single_seed_has_no_std(main):
     single = rep.main_table("byol", _train_runs(seeds=(1,)), SEARCHES[1:])
     assert rep.to_csv(single) == (
-        "method,architecture,test_error_mean,test_error_std,seeds,params_m,search_cost,"
-        "search_cost_unit,labels_used\n"
-        '"SSWP-NAS (byol, final)",final,20.0,,1,0.124,1.0,GPU-hours,0\n'
-        "DARTS-V2,darts_v2,7.0,,1,0.3,,,\n"
+        "method,architecture,test_error_mean,test_error_std,best_error_mean,best_error_std,"
+        "seeds,params_m,search_cost,search_cost_unit,labels_used\n"
+        '"SSWP-NAS (byol, final)",final,20.0,,15.0,,1,0.124,1.0,GPU-hours,0\n'
+        "DARTS-V2,darts_v2,7.0,,2.0,,1,0.3,,,\n"
     )
-    md = rep.main_markdown(single)
-    assert "| SSWP-NAS (byol, final) | 20.00 | 1 |" in md
+    md = rep.main_markdown(single, NUM_CLASSES)
+    assert "| SSWP-NAS (byol, final) | 20.00 | 15.00 | 1 |" in md
     assert "±" not in md
-    assert rep.metrics_dict(single, rep.label_ratio_table({}, ()))["main"]["final"] == {
+    assert rep.metrics_dict(single, rep.label_ratio_table({}, {}, ()))["main"]["final"] == {
         "test_error_mean": 20.0,
         "params_m": 0.124,
         "search_hours": 1.0,
@@ -173,9 +206,16 @@ def test_single_seed_has_no_std(main):
 
 
 def test_single_seed_label_ratio_has_no_std():
-    table = rep.label_ratio_table({"finetune_random": {0.5: [0.8123]}}, rep.ALL_ARMS[1:2])
-    assert rep.to_csv(table) == "label_ratio,arm,mean,std,n\n0.5,finetune_random,81.23,,1\n"
-    assert rep.label_ratio_markdown(table).endswith("| 50% | 81.23 |")
+    table = rep.label_ratio_table(
+        {"finetune_random": {0.5: [0.8123]}},
+        {"finetune_random": {0.5: [0.85]}},
+        rep.ALL_ARMS[1:2],
+    )
+    assert rep.to_csv(table) == (
+        "label_ratio,arm,mean,std,best_mean,best_std,n\n0.5,finetune_random,81.23,,85.0,,1\n"
+    )
+    assert rep.label_ratio_markdown(table, NUM_CLASSES).endswith("| 50% | 81.23 |")
+    assert rep.label_ratio_markdown(table, NUM_CLASSES, best=True).endswith("| 50% | 85.00 |")
     assert rep.metrics_dict(rep.main_table("simclr", {}, SEARCHES), table)["label_ratio"] == {
         "finetune_random": {"50%": {"mean": 81.23}}
     }
@@ -224,12 +264,14 @@ def test_arms_in_fixed_order_and_only_the_inits_asked_for():
         "finetune_two_stage",
         "linear_preserved",
         "linear_two_stage",
+        "linear_random",
     ]
     assert [a.label for a in rep.arms(("random",))] == [
         "finetune random",
         "finetune two-stage",
         "linear eval preserved",
         "linear eval two-stage",
+        "linear eval random",
     ]
 
 
@@ -238,7 +280,7 @@ def test_label_ratio_table_exact(ratios):
 
 
 def test_label_ratio_markdown_exact(ratios):
-    assert rep.label_ratio_markdown(ratios) == LABEL_RATIO_MD
+    assert rep.label_ratio_markdown(ratios, NUM_CLASSES) == LABEL_RATIO_MD
 
 
 def test_metrics_dict_exact(main, ratios):
@@ -295,6 +337,44 @@ def test_plots_are_deterministic_pngs(render, ratios):
     assert len(first) < 1_000_000
 
 
+def test_alpha_heatmap_colours_are_the_deviation_from_uniform_centred_on_zero():
+    history = _alpha_history()
+    deviation, limit = rep.alpha_deviation(history)
+    np.testing.assert_allclose(deviation, history - 1 / 7)
+    assert limit == pytest.approx(np.abs(history - 1 / 7).max())
+    # A search that barely moved still fills the scale: the limit follows the data.
+    tiny = np.full((2, 1, 14, 7), 1 / 7)
+    tiny[1, 0, 3] += np.array([6e-4, -1e-4, -1e-4, -1e-4, -1e-4, -1e-4, -1e-4])
+    deviation, limit = rep.alpha_deviation(tiny)
+    assert limit == pytest.approx(6e-4)
+    assert deviation[0].max() == pytest.approx(0.0, abs=1e-15)
+    # Uniform alphas (no arch step yet) still give a valid, centred scale.
+    assert rep.alpha_deviation(np.full((1, 1, 14, 7), 1 / 7))[1] > 0
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "classes", "near"),
+    [
+        (10.0, 10, True),
+        (14.99, 10, True),
+        (15.01, 10, False),
+        (5.5, 10, True),
+        (1.0, 100, True),
+        (6.5, 100, False),
+        (97.0, 10, False),
+    ],
+)
+def test_near_chance_is_within_five_points_of_one_over_classes(accuracy, classes, near):
+    assert rep.near_chance(accuracy, classes) is near
+
+
+def test_main_table_marks_a_network_that_did_not_learn():
+    runs = {"final": [{"test_acc": 0.11, "best_test_acc": 0.3, "params_m": 0.1}]}
+    md = rep.main_markdown(rep.main_table("simclr", runs, SEARCHES[:1]), NUM_CLASSES)
+    assert "| 89.00 † | 70.00 |" in md
+    assert "†" not in MAIN_MD
+
+
 def test_alpha_heatmap_lays_out_many_cells():
     """20 cells (the CIFAR supernet) fit a 5-column grid; the PNG is still small."""
     png = rep.alpha_heatmap_png(_alpha_history(epochs=10, cells=20), seed=3)
@@ -349,13 +429,24 @@ def run_dir(tmp_path, monkeypatch) -> Path:
         _write(f"artifacts/search/seed-{s}/info.json", info)
         _write(f"metrics/pretrain/seed-{s}.json", {"pretrain_hours": PRETRAIN_HOURS[s], "seed": s})
         for arch, accs in TRAIN_ACC.items():
-            metrics = {**model, "test_acc": accs[s], "params_m": TRAIN_PARAMS_M[arch][s]}
+            metrics = {
+                **model,
+                "test_acc": accs[s],
+                "best_test_acc": accs[s] + BEST_GAIN,
+                "params_m": TRAIN_PARAMS_M[arch][s],
+            }
             _write(f"metrics/train/{arch}-seed-{s}.json", {**metrics, "architecture": arch})
             _write(f"artifacts/train/{arch}-seed-{s}/history.json", _history(accs[s]))
         for (stage_name, init), by_ratio in ARM_ACC.items():
             for ratio, accs in by_ratio.items():
                 tag = f"{init}-{ratio}-seed-{s}"
-                metrics = {"test_acc": accs[s], "init": init, "label_ratio": ratio, "seed": s}
+                metrics = {
+                    "test_acc": accs[s],
+                    "best_test_acc": accs[s] + BEST_GAIN,
+                    "init": init,
+                    "label_ratio": ratio,
+                    "seed": s,
+                }
                 if stage_name == "finetune":
                     metrics |= {**model, "params_m": 0.12, "architecture": "final"}
                     _write(f"artifacts/finetune/{tag}/history.json", _history(accs[s]))
@@ -366,6 +457,7 @@ def run_dir(tmp_path, monkeypatch) -> Path:
     torch.save(
         torch.from_numpy(_alpha_history()).float(), "artifacts/search/seed-0/alpha_history.pt"
     )
+    _write("data/prepared/manifest.json", MANIFEST)
     # Runs params does not ask for: another ratio, another seed. They must not be read.
     _write("metrics/finetune/preserved-0.5-seed-0.json", {"test_acc": 0.01})
     _write("metrics/train/final-seed-2.json", {"test_acc": 0.01})
@@ -388,7 +480,9 @@ def test_stage_writes_every_output(params, run_dir):
     assert Path("results/main_table.csv").read_text() == MAIN_CSV
     assert Path("results/main_table.md").read_text() == MAIN_MD + "\n"
     assert Path("results/label_ratio.csv").read_text() == LABEL_RATIO_CSV
-    assert Path("results/label_ratio.md").read_text() == LABEL_RATIO_MD + "\n"
+    label_ratio_md = Path("results/label_ratio.md").read_text()
+    assert LABEL_RATIO_MD in label_ratio_md
+    assert rep.chance_note(NUM_CLASSES) in label_ratio_md
     assert json.loads(Path("results/metrics.json").read_text()) == METRICS
     for name in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
         assert Path("results", name).read_bytes().startswith(PNG_SIGNATURE)
@@ -405,7 +499,14 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     _run(params)
     text = Path("results/summary.md").read_text()
     genotypes = [f"seed {s}: {stage.read_genotype(s, 'final').short()}" for s in SEEDS]
-    assert text.startswith("# SSWP-NAS report: digits\n")
+    assert text.startswith("# SSWP-NAS report: digits\n\n## Scale of this run\n\n- Data: ")
+    assert "- Data: digits, 10 classes, 1437 training and 360 test images of 16x16 pixels\n" in text
+    assert "- Network: 3 cells, 2 initial channels, " in text
+    assert (
+        "- Search: 4 epochs (phases: warmup 0.25, search 0.25, prune 0.25, stabilise 0.25)" in text
+    )
+    assert "With 2 seeds, every ± (sample std over seeds) is only indicative" in text
+    assert rep.chance_note(NUM_CLASSES) in text
     assert "- Search objective: simclr\n" in text
     assert "- Seeds: 0, 1\n" in text
     assert "- Search cost: 0.75 GPU-hours per search (mean over seeds), 0 labels used\n" in text
@@ -491,12 +592,12 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
         (
             "metrics/train/final-seed-1.json",
             json.dumps({"params_m": 0.1}),
-            r"^metrics/train/final-seed-1.json lacks test_acc; "
+            r"^metrics/train/final-seed-1.json lacks test_acc, best_test_acc; "
             r"rerun `sswp train --architecture final --seed 1`$",
         ),
         (
             "metrics/finetune/preserved-0.1-seed-0.json",
-            json.dumps({"test_acc": 80.0, "params_m": 0.1}),
+            json.dumps({"test_acc": 80.0, "best_test_acc": 0.8, "params_m": 0.1}),
             r"^metrics/finetune/preserved-0.1-seed-0.json: test_acc = 80.0 is not a number "
             r"in \[0, 1\]; rerun `sswp finetune --init preserved --ratio 0.1 --seed 0`$",
         ),

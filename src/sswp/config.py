@@ -7,6 +7,7 @@ Every entry point (a direct `sswp` call, DVC stages, Snakemake rules) goes throu
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -213,8 +214,27 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{key} = {error.instance!r} is invalid: {error.message}"
 
 
+def non_finite_key(raw: Any, prefix: str = "") -> tuple[str, float] | None:
+    """The first key (dotted) holding NaN or an infinity, which YAML reads as numbers
+    (`.nan`, `.inf`) and JSON schema lets through: no learning rate or ratio can be one."""
+    items = (
+        raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else ()
+    )
+    for key, value in items:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            return name, value
+        found = non_finite_key(value, name)
+        if found:
+            return found
+    return None
+
+
 def validate(raw: Any, source: str = "params") -> None:
     """Raise SswpError naming the first bad key, its value and what is allowed."""
+    bad = non_finite_key(raw)
+    if bad:
+        raise SswpError(f"{source}: {bad[0]} = {bad[1]!r} is not a finite number; give a number")
     import jsonschema  # imported here: GPU images without it can still run the library
 
     validator_cls = jsonschema.validators.validator_for(schema())

@@ -36,13 +36,22 @@ MAIN_COLUMNS = (
     "architecture",
     "test_error_mean",
     "test_error_std",
+    "best_error_mean",
+    "best_error_std",
     "seeds",
     "params_m",
     "search_cost",
     "search_cost_unit",
     "labels_used",
 )
-LABEL_RATIO_COLUMNS = ("label_ratio", "arm", "mean", "std", "n")
+LABEL_RATIO_COLUMNS = ("label_ratio", "arm", "mean", "std", "best_mean", "best_std", "n")
+# An accuracy within this many points of chance says the run did not learn enough to compare.
+CHANCE_MARGIN = 5.0
+NEAR_CHANCE = "†"
+# Below this many seeds a standard deviation says little about the spread.
+MIN_SEEDS_FOR_SPREAD = 3
+FINAL_EPOCH_NOTE = "final epoch, the headline"
+BEST_EPOCH_NOTE = "best over epochs, the original's way of reporting: optimistic"
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,24 @@ def error_stats(accs: Sequence[float]) -> tuple[float, float | None]:
     return round(100 - mean, 2), std
 
 
+def chance_percent(num_classes: int) -> float:
+    """Test accuracy (%) of guessing one class: the floor every arm must clear."""
+    return 100.0 / num_classes
+
+
+def near_chance(accuracy: float, num_classes: int) -> bool:
+    """Whether an accuracy (%) is within CHANCE_MARGIN points of chance."""
+    return abs(accuracy - chance_percent(num_classes)) <= CHANCE_MARGIN
+
+
+def chance_note(num_classes: int) -> str:
+    """The footnote that explains the near-chance mark."""
+    return (
+        f"{NEAR_CHANCE} within {CHANCE_MARGIN:g} points of chance "
+        f"({chance_percent(num_classes):.1f} % accuracy): not trained enough to compare."
+    )
+
+
 def method_name(architecture: str, objective: str) -> str:
     """How the main table names an architecture: the search that found it, or the reference."""
     if architecture in DISPLAY_NAMES:
@@ -146,6 +173,7 @@ def main_table(
     rows = []
     for arch, runs in train.items():
         error, std = error_stats([r["test_acc"] for r in runs])
+        best_error, best_std = error_stats([r["best_test_acc"] for r in runs])
         searched = arch in SNAPSHOTS
         rows.append(
             {
@@ -153,6 +181,8 @@ def main_table(
                 "architecture": arch,
                 "test_error_mean": error,
                 "test_error_std": std,
+                "best_error_mean": best_error,
+                "best_error_std": best_std,
                 "seeds": len(runs),
                 "params_m": round(statistics.fmean(r["params_m"] for r in runs), 4),
                 "search_cost": cost if searched else None,
@@ -162,34 +192,42 @@ def main_table(
         )
     table = pd.DataFrame(rows, columns=list(MAIN_COLUMNS))
     table["test_error_std"] = table["test_error_std"].astype(float)
+    table["best_error_std"] = table["best_error_std"].astype(float)
     table["search_cost"] = table["search_cost"].astype(float)
     table["labels_used"] = table["labels_used"].astype("Int64")
     return table
 
 
 def label_ratio_table(
-    accs: Mapping[str, Mapping[float, Sequence[float]]], arm_order: Sequence[Arm]
+    accs: Mapping[str, Mapping[float, Sequence[float]]],
+    best: Mapping[str, Mapping[float, Sequence[float]]],
+    arm_order: Sequence[Arm],
 ) -> pd.DataFrame:
     """Long table of accuracy (%) per arm (in `arm_order`) and label ratio (ascending).
 
-    `accs[arm.key][ratio]` are the per-seed test accuracies of that arm at that ratio.
+    `accs[arm.key][ratio]` are the per-seed final-epoch test accuracies of that arm at that
+    ratio, `best[arm.key][ratio]` the per-seed best test accuracies over the epochs.
     """
     rows = []
     for arm in arm_order:
         for ratio in sorted(accs[arm.key]):
             runs = accs[arm.key][ratio]
             mean, std = accuracy_stats(runs)
+            best_mean, best_std = accuracy_stats(best[arm.key][ratio])
             rows.append(
                 {
                     "label_ratio": float(ratio),
                     "arm": arm.key,
                     "mean": mean,
                     "std": std,
+                    "best_mean": best_mean,
+                    "best_std": best_std,
                     "n": len(runs),
                 }
             )
     table = pd.DataFrame(rows, columns=list(LABEL_RATIO_COLUMNS))
     table["std"] = table["std"].astype(float)
+    table["best_std"] = table["best_std"].astype(float)
     return table
 
 
@@ -205,9 +243,11 @@ def _present(value: Any) -> bool:
     return value is not None and not pd.isna(value)
 
 
-def mean_std_text(mean: float, std: float | None) -> str:
-    """`12.35 ± 0.50`, or just `12.35` where a single seed gives no deviation."""
-    return f"{mean:.2f} ± {std:.2f}" if _present(std) else f"{mean:.2f}"
+def mean_std_text(mean: float, std: float | None, mark: bool = False) -> str:
+    """`12.35 ± 0.50`, or just `12.35` where a single seed gives no deviation; `mark` adds
+    the near-chance sign."""
+    text = f"{mean:.2f} ± {std:.2f}" if _present(std) else f"{mean:.2f}"
+    return f"{text} {NEAR_CHANCE}" if mark else text
 
 
 def markdown_table(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> str:
@@ -221,12 +261,22 @@ def markdown_table(header: Sequence[str], align: str, rows: Sequence[Sequence[st
     return "\n".join(lines)
 
 
-def main_markdown(table: pd.DataFrame) -> str:
-    """The main table as markdown; references show `—` for what was not measured here."""
+def main_markdown(table: pd.DataFrame, num_classes: int) -> str:
+    """The main table as markdown; references show `—` for what was not measured here, and
+    an error within reach of chance is marked."""
     rows = [
         [
             r.method,
-            mean_std_text(r.test_error_mean, r.test_error_std),
+            mean_std_text(
+                r.test_error_mean,
+                r.test_error_std,
+                near_chance(100 - r.test_error_mean, num_classes),
+            ),
+            mean_std_text(
+                r.best_error_mean,
+                r.best_error_std,
+                near_chance(100 - r.best_error_mean, num_classes),
+            ),
             str(r.seeds),
             f"{r.params_m:.4f}",
             f"{r.search_cost:.2f} {r.search_cost_unit}" if _present(r.search_cost) else MISSING,
@@ -234,20 +284,56 @@ def main_markdown(table: pd.DataFrame) -> str:
         ]
         for r in table.itertuples()
     ]
-    header = ("method", "test error (%)", "seeds", "params (M)", "search cost", "labels used")
-    return markdown_table(header, "lrrrrr", rows)
+    header = (
+        "method",
+        "test error (%), final epoch",
+        "best-epoch test error (%)",
+        "seeds",
+        "params (M)",
+        "search cost",
+        "labels used",
+    )
+    return markdown_table(header, "lrrrrrr", rows)
 
 
-def label_ratio_markdown(table: pd.DataFrame) -> str:
-    """The long label-ratio table, widened: one row per ratio, one `mean ± std` column per arm."""
+def label_ratio_markdown(table: pd.DataFrame, num_classes: int, best: bool = False) -> str:
+    """The long label-ratio table, widened: one row per ratio, one `mean ± std` column per arm.
+
+    `best` shows the best-over-epochs accuracies instead of the final epoch's. A mean within
+    reach of chance is marked.
+    """
     labels = {a.key: a.label for a in ALL_ARMS}
     keys = list(dict.fromkeys(table["arm"]))
-    cells = {(r.label_ratio, r.arm): mean_std_text(r.mean, r.std) for r in table.itertuples()}
+    mean, std = ("best_mean", "best_std") if best else ("mean", "std")
+    cells = {
+        (r.label_ratio, r.arm): mean_std_text(
+            getattr(r, mean), getattr(r, std), near_chance(getattr(r, mean), num_classes)
+        )
+        for r in table.itertuples()
+    }
     rows = [
         [ratio_label(ratio), *(cells.get((ratio, k), MISSING) for k in keys)]
         for ratio in sorted(set(table["label_ratio"]))
     ]
     return markdown_table(["label ratio", *(labels[k] for k in keys)], "r" * (len(keys) + 1), rows)
+
+
+def label_ratio_md(table: pd.DataFrame, num_classes: int) -> str:
+    """results/label_ratio.md: the final-epoch table, the best-over-epochs one, the chance note."""
+    return "\n".join(
+        [
+            f"Test accuracy (%), {FINAL_EPOCH_NOTE}:",
+            "",
+            label_ratio_markdown(table, num_classes),
+            "",
+            f"Test accuracy (%), {BEST_EPOCH_NOTE}:",
+            "",
+            label_ratio_markdown(table, num_classes, best=True),
+            "",
+            chance_note(num_classes),
+            "",
+        ]
+    )
 
 
 def _stats(mean: float, std: float | None, mean_key: str, std_key: str) -> dict[str, float]:
@@ -273,6 +359,8 @@ def metrics_dict(main: pd.DataFrame, ratios: pd.DataFrame) -> dict[str, Any]:
 def summary_markdown(
     *,
     dataset: str,
+    scale: Sequence[str],
+    num_classes: int,
     objective: str,
     architecture: str,
     genotypes: Mapping[int, str],
@@ -283,16 +371,34 @@ def summary_markdown(
 ) -> str:
     """The human report: what was searched, what it found per seed, and how well it trains.
 
-    `genotypes` maps each seed to the short form of its `architecture` snapshot; `searches`
-    and `pretrains` are the per-seed search and two-stage pre-training metrics.
+    It opens with `scale` (lines saying how big the run was), so that nobody reads a smoke
+    run's numbers as the paper's. `genotypes` maps each seed to the short form of its
+    `architecture` snapshot; `searches` and `pretrains` are the per-seed search and
+    two-stage pre-training metrics.
     """
     cost, unit = search_cost(searches)
     pretrain_hours = statistics.fmean(p["pretrain_hours"] for p in pretrains)
     first_seed = next(iter(genotypes))
+    seeds = len(genotypes)
+    spread = (
+        [
+            f"With {seeds} seed{'s' if seeds > 1 else ''}, every ± (sample std over seeds) is "
+            f"only indicative; use at least {MIN_SEEDS_FOR_SPREAD} seeds to compare arms.",
+            "",
+        ]
+        if seeds < MIN_SEEDS_FOR_SPREAD
+        else []
+    )
     lines = [
         f"# SSWP-NAS report: {dataset}",
         "",
-        f"- Dataset: {dataset}",
+        "## Scale of this run",
+        "",
+        *(f"- {line}" for line in scale),
+        "",
+        *spread,
+        "## Search",
+        "",
         f"- Search objective: {objective}",
         f"- Seeds: {', '.join(str(s) for s in genotypes)}",
         f"- Search cost: {cost:.2f} {unit} per search (mean over seeds), "
@@ -307,11 +413,17 @@ def summary_markdown(
         "",
         "## Test error, trained from scratch on all labels",
         "",
-        main_markdown(main),
+        main_markdown(main, num_classes),
         "",
-        "## Test accuracy (%) by label ratio",
+        f"## Test accuracy (%) by label ratio, {FINAL_EPOCH_NOTE}",
         "",
-        label_ratio_markdown(ratios),
+        label_ratio_markdown(ratios, num_classes),
+        "",
+        f"## Test accuracy (%) by label ratio, {BEST_EPOCH_NOTE}",
+        "",
+        label_ratio_markdown(ratios, num_classes, best=True),
+        "",
+        chance_note(num_classes),
         "",
         "## Plots",
         "",
@@ -319,7 +431,7 @@ def summary_markdown(
         "",
         "![Test accuracy per epoch](training_curves.png)",
         "",
-        f"![softmax(alpha) during the search of seed {first_seed}](alpha_heatmap.png)",
+        f"![softmax(alpha) - 1/7 during the search of seed {first_seed}](alpha_heatmap.png)",
         "",
     ]
     return "\n".join(lines)
@@ -402,13 +514,26 @@ def _edge_names() -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
+def alpha_deviation(history: np.ndarray) -> tuple[np.ndarray, float]:
+    """softmax(alpha) - 1/ops, and the symmetric colour limit that shows it at any scale.
+
+    A short search moves the probabilities by thousandths, a long one by tenths: a fixed 0-1
+    scale hides the first. The limit is the largest deviation (never 0), so the colours use
+    their whole range and 0 (uniform sampling) is always the centre.
+    """
+    deviation = history - 1.0 / history.shape[-1]
+    return deviation, max(float(np.abs(deviation).max()), 1e-6)
+
+
 def alpha_heatmap_png(history: np.ndarray, seed: int) -> bytes:
-    """softmax(alpha) over the search, one panel per cell, rows = edge x op, columns = epochs.
+    """softmax(alpha) - 1/7 over the search, one panel per cell, rows = edge x op, columns =
+    epochs, on a diverging scale centred on uniform (white): red ops gained, blue ones lost.
 
     `history` is (epochs, cells, edges, ops). The 7 rows of an edge are the candidate ops in
-    order (named in the footer); white lines separate edges, whose names label the rows.
+    order (named in the footer); grey lines separate edges, whose names label the rows.
     """
     epochs, cells, edges, ops = history.shape
+    deviation, limit = alpha_deviation(history)
     reductions = set(reduction_cells(cells))
     rows, cols = _grid(cells, 5)
     fig = Figure(figsize=(2.6 * cols + 1, 5.2 * rows + 0.6), layout="constrained")
@@ -416,18 +541,18 @@ def alpha_heatmap_png(history: np.ndarray, seed: int) -> bytes:
     edge_names = _edge_names()
     for cell, ax in enumerate(axes[:cells]):
         # (epochs, edges, ops) -> (edges * ops, epochs): row e * ops + o is edge e, op o.
-        image = history[:, cell].reshape(epochs, edges * ops).T
+        image = deviation[:, cell].reshape(epochs, edges * ops).T
         mesh = ax.imshow(
             image,
             aspect="auto",
             interpolation="nearest",
-            vmin=0.0,
-            vmax=1.0,
-            cmap="viridis",
+            vmin=-limit,
+            vmax=limit,
+            cmap="RdBu_r",
             extent=(0.5, epochs + 0.5, edges * ops - 0.5, -0.5),
         )
         for boundary in range(1, edges):
-            ax.axhline(boundary * ops - 0.5, color="white", linewidth=0.4)
+            ax.axhline(boundary * ops - 0.5, color="grey", linewidth=0.4)
         kind = "reduction" if cell in reductions else "normal"
         ax.set_title(f"cell {cell} ({kind})", fontsize="small")
         ax.set_xlabel("epoch", fontsize="small")
@@ -436,7 +561,12 @@ def alpha_heatmap_png(history: np.ndarray, seed: int) -> bytes:
     axes[0].set_yticks([e * ops + (ops - 1) / 2 for e in range(edges)], labels=edge_names)
     for ax in axes[cells:]:
         ax.set_visible(False)
-    fig.colorbar(mesh, ax=list(axes[:cells]), label="softmax(alpha)", shrink=0.6)
+    fig.colorbar(
+        mesh,
+        ax=list(axes[:cells]),
+        label=f"softmax(alpha) - 1/{ops}   (scale ±{limit:.3g})",
+        shrink=0.6,
+    )
     ops_text = ", ".join(SHORT_NAMES[o] for o in CANDIDATE_OPS)
     fig.suptitle(f"Architecture weights during the search (seed {seed})", fontsize="medium")
     fig.supxlabel(f"rows within an edge, top to bottom: {ops_text}", fontsize="small")

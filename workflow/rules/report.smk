@@ -1,5 +1,6 @@
 rule report:
     input:
+        prepared="data/prepared",
         search=expand("metrics/search/seed-{seed}.json", seed=SEEDS),
         alphas=expand("artifacts/search/seed-{seed}", seed=SEEDS),
         pretrain=expand("metrics/pretrain/seed-{seed}.json", seed=SEEDS),

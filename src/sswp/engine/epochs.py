@@ -20,6 +20,7 @@ from torch import nn
 from sswp.config import RuntimeParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import sum_scalars
+from sswp.engine.divergence import check_finite
 from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
 
@@ -230,8 +231,10 @@ class EpochLoop:
             total=len(self.train_loader),
             initial=first,
         )
+        stage = self.name.split("/")[0]
         for step, batch in enumerate(shown, start=first):
             self.train_step(batch)
+            check_finite(self.sums["loss"], self.name, epoch, f"{stage}.lr")
             halt_if_requested(
                 stop,
                 self.hw,

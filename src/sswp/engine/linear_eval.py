@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sswp.config import LinearEvalParams, RuntimeParams
+from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import EpochLoop, lr_factor
 from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import evaluate
@@ -77,7 +78,7 @@ def fit_probe(
     steps_per_epoch = math.ceil(len(labels) / lp.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(lp, steps_per_epoch))
     history = []
-    for _ in range(lp.epochs):
+    for index in range(lp.epochs):
         order = torch.randperm(len(labels), generator=generator).to(device)
         loss_sum = correct = 0.0
         for batch in order.split(lp.batch_size):
@@ -90,6 +91,7 @@ def fit_probe(
             sched.step()
             loss_sum += loss.item() * len(batch)
             correct += (logits.argmax(1) == labels[batch]).sum().item()
+        check_finite(loss_sum, "linear eval", index, "linear_eval.lr")
         epoch = {"train_loss": loss_sum / len(labels), "train_acc": correct / len(labels)}
         if test is not None:
             epoch["test_acc"] = probe_accuracy(probe, *test)

@@ -18,6 +18,7 @@ from sswp.data.loaders import Kind, augment_of, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
+from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import resume_point
 from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
@@ -388,6 +389,7 @@ class SearchLoop:
                 drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
                 drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
             )
+            check_finite(loss, "search", epoch, "search.weight_lr")
             self.sums["steps"] += 1
             self.sums["loss"] += loss
             self.sums["acc"] += acc

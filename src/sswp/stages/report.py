@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import pickle
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from sswp.paths import (
     GENOTYPE_FILE,
     HISTORY_FILE,
     INFO_FILE,
+    MANIFEST_FILE,
+    PREPARED_DIR,
     RESULTS_DIR,
     artifact_dir,
     metrics_path,
@@ -84,8 +87,9 @@ DEVICE = Check(
 
 SEARCH_KEYS = {"search_hours": NUMBER, "processes": PROCESSES, "labels_used": COUNT}
 SEARCH_INFO_KEYS = {"device": DEVICE}
-TRAIN_KEYS = {"test_acc": FRACTION, "params_m": NUMBER}
-ACCURACY_KEYS = {"test_acc": FRACTION}
+TRAIN_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION, "params_m": NUMBER}
+ACCURACY_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION}
+MANIFEST_KEYS = {"num_train": COUNT, "num_test": COUNT}
 PRETRAIN_KEYS = {"pretrain_hours": NUMBER}
 
 
@@ -202,6 +206,7 @@ class Inputs:
     linear_eval: dict[str, dict[float, list[dict[str, Any]]]]
     genotypes: dict[int, Genotype]
     alpha_history: np.ndarray
+    manifest: dict[str, Any]
 
 
 def finetune_inits(params: Params) -> tuple[str, ...]:
@@ -257,6 +262,11 @@ def gather(params: Params) -> Inputs:
         }
         for init in LINEAR_EVAL_INITS
     }
+    manifest = read_metrics(PREPARED_DIR / MANIFEST_FILE, MANIFEST_KEYS, "sswp prepare")
+    if not manifest.get("classes") or not isinstance(manifest.get("image_shape"), list):
+        raise SswpError(
+            f"{PREPARED_DIR / MANIFEST_FILE} lacks classes or image_shape; rerun `sswp prepare`"
+        )
     genotypes = {s: read_genotype(s, params.finetune.architecture) for s in seeds}
     alpha_history = read_alpha_history(
         search_dir(seeds[0]) / ALPHA_HISTORY_FILE, search_command(seeds[0])
@@ -271,16 +281,18 @@ def gather(params: Params) -> Inputs:
         linear_eval=linear_eval,
         genotypes=genotypes,
         alpha_history=alpha_history,
+        manifest=manifest,
     )
 
 
-def arm_accuracies(params: Params, inputs: Inputs) -> dict[str, dict[float, list[float]]]:
-    """Per-seed test accuracy of every arm at every ratio, keyed as rep.label_ratio_table wants."""
+def arm_accuracies(
+    params: Params, inputs: Inputs, key: str = "test_acc"
+) -> dict[str, dict[float, list[float]]]:
+    """Per-seed accuracy `key` of every arm at every ratio, as rep.label_ratio_table wants."""
     runs = {"finetune": inputs.finetune, "linear_eval": inputs.linear_eval}
     return {
         arm.key: {
-            ratio: [m["test_acc"] for m in metrics]
-            for ratio, metrics in runs[arm.stage][arm.init].items()
+            ratio: [m[key] for m in metrics] for ratio, metrics in runs[arm.stage][arm.init].items()
         }
         for arm in rep.arms(params.finetune.inits)
     }
@@ -303,6 +315,27 @@ def curve_panels(params: Params, inputs: Inputs) -> dict[str, dict[str, list[lis
     return panels
 
 
+def scale_lines(params: Params, inputs: Inputs) -> list[str]:
+    """How big the run was: data, network and the epochs of every stage."""
+    manifest, sp = inputs.manifest, params.search
+    height, width = manifest["image_shape"][:2]
+    params_m = statistics.fmean(r["params_m"] for runs in inputs.train.values() for r in runs)
+    phases = ", ".join(f"{name} {ratio:g}" for name, ratio in vars(sp.phases).items())
+    return [
+        f"Data: {params.data.dataset}, {len(manifest['classes'])} classes, "
+        f"{manifest['num_train']} training and {manifest['num_test']} test images of "
+        f"{height}x{width} pixels",
+        f"Network: {sp.layers} cells, {sp.channels} initial channels, "
+        f"{params_m:.3f} M parameters (trained networks, mean)",
+        f"Search: {sp.epochs} epochs (phases: {phases}), batches of {sp.batch_size} images",
+        f"Train from scratch: {params.train.epochs} epochs; finetune: "
+        f"{params.finetune.epochs} epochs at every label ratio; two-stage pre-training: "
+        f"{params.pretrain.epochs} epochs; linear evaluation: {params.linear_eval.epochs} "
+        f"epochs ({params.linear_eval.protocol} protocol)",
+        f"Seeds: {len(params.seeds)}",
+    ]
+
+
 def params_yaml(params: Params) -> str:
     """params.yaml as validated, sorted: loading it again gives the same params."""
     raw = params.to_dict()
@@ -315,9 +348,14 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
     objective = params.search.objective
     main = rep.main_table(objective, inputs.train, inputs.searches)
     arms = rep.arms(params.finetune.inits)
-    ratios = rep.label_ratio_table(arm_accuracies(params, inputs), arms)
+    ratios = rep.label_ratio_table(
+        arm_accuracies(params, inputs), arm_accuracies(params, inputs, "best_test_acc"), arms
+    )
+    num_classes = len(inputs.manifest["classes"])
     summary = rep.summary_markdown(
         dataset=params.data.dataset,
+        scale=scale_lines(params, inputs),
+        num_classes=num_classes,
         objective=objective,
         architecture=params.finetune.architecture,
         genotypes={seed: g.short() for seed, g in inputs.genotypes.items()},
@@ -329,9 +367,9 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
     metrics = json.dumps(rep.metrics_dict(main, ratios), indent=2, sort_keys=True) + "\n"
     return {
         MAIN_TABLE_CSV: rep.to_csv(main),
-        MAIN_TABLE_MD: rep.main_markdown(main) + "\n",
+        MAIN_TABLE_MD: rep.main_markdown(main, num_classes) + "\n",
         LABEL_RATIO_CSV: rep.to_csv(ratios),
-        LABEL_RATIO_MD: rep.label_ratio_markdown(ratios) + "\n",
+        LABEL_RATIO_MD: rep.label_ratio_md(ratios, num_classes),
         LABEL_RATIO_PNG: rep.label_ratio_png(ratios),
         TRAINING_CURVES_PNG: rep.training_curves_png(curve_panels(params, inputs)),
         ALPHA_HEATMAP_PNG: rep.alpha_heatmap_png(inputs.alpha_history, params.seeds[0]),
