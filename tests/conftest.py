@@ -43,10 +43,14 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
+# What `make repro` writes and the repository commits: a copy for another config leaves it.
+RUN_OUTPUTS = ("results/", "metrics/", "live/", "dvc.lock")
+
+
 def copy_repo(dest: Path, config: dict) -> Path:
     """The repository's tracked and untracked-not-ignored files, with `config` as params.yaml.
 
-    Run outputs (results/, dvc.lock) stay behind, so the copy starts from nothing.
+    The committed run's outputs (RUN_OUTPUTS) stay behind, so the copy starts from nothing.
     """
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -57,7 +61,7 @@ def copy_repo(dest: Path, config: dict) -> Path:
     ).stdout.split("\0")
     for name in filter(None, files):
         src = REPO / name
-        if not (src.exists() or src.is_symlink()) or name.startswith(("results/", "dvc.lock")):
+        if not (src.exists() or src.is_symlink()) or name.startswith(RUN_OUTPUTS):
             continue
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,7 @@ def test_dvc_repro_writes_every_artifact(dvc_run):
         "finetune_two_stage",
         "linear_preserved",
         "linear_two_stage",
+        "linear_random",
     }
     search = results["metrics/search/seed-0.json"]
     search_info = results["artifacts/search/seed-0/info.json"]
@@ -127,12 +128,12 @@ def test_dvc_repro_writes_every_artifact(dvc_run):
     assert search_info["device"] == "cpu" and search_info["objective"] == "simclr"
     probe_info = results["artifacts/linear_eval/1.0-seed-0/info.json"]
     assert probe_info["protocol"] == "features" and probe_info["label_ratio"] == 1.0
-    for arm in ("preserved", "two_stage"):
+    for arm in ("preserved", "two_stage", "random"):
         assert arm in probe_info["arms"]
         assert 0 <= results[f"metrics/linear_eval/{arm}-1.0-seed-0.json"]["test_acc"] <= 1
     # DVC shows metrics files as columns: they hold numbers only, labels are in info.json.
     metric_files = [name for name in results if name.startswith("metrics/")]
-    assert len(metric_files) == 14
+    assert len(metric_files) == 16
     for name in metric_files:
         for key, value in results[name].items():
             assert type(value) in (int, float), f"{name}: {key} = {value!r}"

@@ -48,7 +48,21 @@ def _train_step(ctx: DistContext) -> dict[str, torch.Tensor]:
 
     from sswp.config import SupervisedParams
 
-    sp = SupervisedParams(1, per_rank, 0.1, 0.9, 3e-4, 0, 0, 0.4, 0.0, 5.0, 0.0)
+    sp = SupervisedParams(
+        epochs=1,
+        batch_size=per_rank,
+        lr=0.1,
+        lr_min=0.0,
+        lr_step="epoch",
+        momentum=0.9,
+        weight_decay=3e-4,
+        warmup_epochs=0,
+        cutout=0,
+        auxiliary_weight=0.4,
+        drop_path=0.0,
+        grad_clip=5.0,
+        label_smoothing=0.0,
+    )
     runtime = type("R", (), {"sync_bn": False, "progress": "never"})()
     loop = SupervisedLoop(
         model, _Loader([(images, labels)]), _Loader([(images, labels)]), sp, runtime, hw, "t"

@@ -12,8 +12,10 @@ from sswp.stages.pretrain import pretrain_images
 
 def test_pretrain_reads_all_images_or_the_search_weight_half(tiny_params):
     splits = Splits(np.array([0, 3, 4]), np.array([1, 2, 5]), np.arange(6))
-    assert tiny_params.pretrain.images == "all"
-    assert pretrain_images(tiny_params, 6, splits).tolist() == list(range(6))
+    every = dataclasses.replace(
+        tiny_params, pretrain=dataclasses.replace(tiny_params.pretrain, images="all")
+    )
+    assert pretrain_images(every, 6, splits).tolist() == list(range(6))
     original = dataclasses.replace(
         tiny_params, pretrain=dataclasses.replace(tiny_params.pretrain, images="search_weights")
     )
