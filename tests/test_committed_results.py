@@ -29,10 +29,24 @@ def test_results_params_equal_params_yaml():
     assert committed == params_yaml(load_params(REPO / "params.yaml"))
 
 
+def _numbers(value: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads DVC's `4e-05` as a string: read such strings as numbers."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _locked_params() -> list[tuple[str, str, Any]]:
     lock = yaml.safe_load((REPO / "dvc.lock").read_text())
     return [
-        (stage, key, value)
+        (stage, key, _numbers(value))
         for stage, entry in lock["stages"].items()
         for key, value in entry.get("params", {}).get("params.yaml", {}).items()
     ]
