@@ -20,7 +20,7 @@ from sswp.config import LinearEvalParams, RuntimeParams
 from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import EpochLoop, lr_factor
 from sswp.engine.runtime import Hardware
-from sswp.engine.supervised import evaluate
+from sswp.engine.supervised import tested_epoch
 from sswp.models.child import ChildNetwork
 
 
@@ -144,12 +144,4 @@ class AugmentedLinearLoop(EpochLoop):
         self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
     def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        self.test_loader.set_epoch(epoch)
-        test = evaluate(self.model, self.test_loader, self.hw)
-        return {
-            "train_loss": loss,
-            "train_acc": acc,
-            "test_loss": test["loss"],
-            "test_acc": test["acc"],
-            "lr": lr,
-        }
+        return tested_epoch(self.model, self.test_loader, self.hw, epoch, loss, acc, lr)

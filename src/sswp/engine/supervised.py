@@ -33,6 +33,21 @@ def evaluate(model: nn.Module, loader, hw: Hardware) -> dict[str, float]:
     return {"loss": loss_sum / count, "acc": correct / count}
 
 
+def tested_epoch(
+    model: nn.Module, test_loader, hw: Hardware, epoch: int, loss: float, acc: float, lr: float
+) -> dict[str, float]:
+    """An epoch's metrics: its training sums, then the test set's loss and accuracy."""
+    test_loader.set_epoch(epoch)
+    test = evaluate(model, test_loader, hw)
+    return {
+        "train_loss": loss,
+        "train_acc": acc,
+        "test_loss": test["loss"],
+        "test_acc": test["acc"],
+        "lr": lr,
+    }
+
+
 def training_loss(
     logits: torch.Tensor,
     aux_logits: torch.Tensor | None,
@@ -81,15 +96,7 @@ class SupervisedLoop(EpochLoop):
         self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
     def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        self.test_loader.set_epoch(epoch)
-        test = evaluate(self.model, self.test_loader, self.hw)
-        return {
-            "train_loss": loss,
-            "train_acc": acc,
-            "test_loss": test["loss"],
-            "test_acc": test["acc"],
-            "lr": lr,
-        }
+        return tested_epoch(self.model, self.test_loader, self.hw, epoch, loss, acc, lr)
 
     def run(  # type: ignore[override]
         self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
