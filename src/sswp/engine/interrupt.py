@@ -10,14 +10,18 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sswp.engine.distributed import any_rank
+from sswp.engine.runtime import MetricLogger
 from sswp.errors import SswpError
 
 if TYPE_CHECKING:
     from sswp.engine.checkpoint import Checkpointer
     from sswp.engine.runtime import Hardware
+
+T = TypeVar("T", covariant=True)
+R = TypeVar("R")
 
 
 class StageInterrupted(SswpError):
@@ -93,3 +97,20 @@ def halt_if_requested(
     if state is not None:
         checkpointer.save(state())
     raise StageInterrupted(stop.signum or signal.SIGTERM, where, str(checkpointer.dir))
+
+
+class LoggedLoop(Protocol[T]):
+    """What a stage's training loop offers: run every epoch, logging and checkpointing."""
+
+    def run(self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag) -> T: ...
+
+
+def run_logged(loop: LoggedLoop[R], name: str, checkpointer: Checkpointer, main: bool) -> R:
+    """Run `loop` with live metrics under `name` (written by the main process) and a stop
+    flag set by SIGINT/SIGTERM; the metric logger is closed however the run ends."""
+    metric_logger = MetricLogger(name, enabled=main)
+    try:
+        with stop_on_signals() as stop:
+            return loop.run(metric_logger, checkpointer, stop)
+    finally:
+        metric_logger.close()

@@ -21,8 +21,8 @@ from sswp.config import Params, SupervisedParams
 from sswp.data.datasets import ArrayDataset, normalization
 from sswp.data.loaders import augment_of, make_loader
 from sswp.engine.checkpoint import Checkpointer
-from sswp.engine.interrupt import stop_on_signals
-from sswp.engine.runtime import Hardware, MetricLogger
+from sswp.engine.interrupt import run_logged
+from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
 from sswp.models.child import BatchNormAffinity, ChildNetwork, MissingWeights, inherit_weights
@@ -330,12 +330,7 @@ def fit_and_save(
     loop = SupervisedLoop(
         model, train_loader, evaluation_loader(data, options), sp, params.runtime, hw, run.name
     )
-    metric_logger = MetricLogger(run.name, enabled=hw.dist.is_main)
-    try:
-        with stop_on_signals() as stop:
-            metrics = loop.run(metric_logger, checkpointer, stop)
-    finally:
-        metric_logger.close()
+    metrics = run_logged(loop, run.name, checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:
         return
     metrics.update(architecture=run.architecture, seed=params.seed, **run.extra_metrics)

@@ -23,7 +23,7 @@ from sswp.data.datasets import ArrayDataset, load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import label_subset
 from sswp.engine.checkpoint import Checkpointer
-from sswp.engine.interrupt import stop_on_signals
+from sswp.engine.interrupt import run_logged
 from sswp.engine.linear_eval import (
     AugmentedLinearLoop,
     extract_features,
@@ -160,12 +160,7 @@ def probe_augmented(run: LabelledRun, arm: str) -> Probed:
         hw,
         name,
     )
-    metric_logger = MetricLogger(name, enabled=hw.dist.is_main)
-    try:
-        with stop_on_signals() as stop:
-            history = loop.run(metric_logger, checkpointer, stop)
-    finally:
-        metric_logger.close()
+    history = run_logged(loop, name, checkpointer, hw.dist.is_main)
     metrics = {
         "test_acc": history[-1]["test_acc"],
         "best_test_acc": max(epoch["test_acc"] for epoch in history),

@@ -16,9 +16,9 @@ from sswp.config import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
-from sswp.engine.interrupt import stop_on_signals
+from sswp.engine.interrupt import run_logged
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
-from sswp.engine.runtime import MetricLogger, setup
+from sswp.engine.runtime import setup
 from sswp.paths import seed_tag
 from sswp.stages.children import (
     build_child,
@@ -77,12 +77,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         hw.dist.is_main,
     )
     loop = PretrainLoop(model, train_loader, params.pretrain, params.runtime, hw, name)
-    metric_logger = MetricLogger(name, enabled=hw.dist.is_main)
-    try:
-        with stop_on_signals() as stop:
-            history = loop.run(metric_logger, checkpointer, stop)
-    finally:
-        metric_logger.close()
+    history = run_logged(loop, name, checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:
         return
     final = history[-1]

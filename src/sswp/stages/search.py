@@ -9,8 +9,8 @@ from sswp import atomic
 from sswp.config import Params
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
-from sswp.engine.interrupt import stop_on_signals
-from sswp.engine.runtime import MetricLogger, setup
+from sswp.engine.interrupt import run_logged
+from sswp.engine.runtime import setup
 from sswp.engine.search import SearchLoop
 from sswp.nas.supernet import search_space
 from sswp.paths import (
@@ -50,12 +50,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         writer=hw.dist.is_main,
     )
     loop = SearchLoop(params, data, splits, normalization(manifest), hw)
-    metric_logger = MetricLogger(f"search/{tag}", enabled=hw.dist.is_main)
-    try:
-        with stop_on_signals() as stop:
-            result = loop.run(metric_logger, checkpointer, stop)
-    finally:
-        metric_logger.close()
+    result = run_logged(loop, f"search/{tag}", checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:
         return
     sp = params.search
