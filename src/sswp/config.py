@@ -74,6 +74,7 @@ class SearchParams:
     min_warmup_epochs: int
     arch_delay_epochs: int
     prune_order: str
+    freeze_edges: str
     eval_every: int
     temperature: float
     weight_lr: float

@@ -138,3 +138,24 @@ def test_imagenet_child_at_full_scale_matches_published_sizes(name, params_m):
     assert aux_input is not None and aux_input.shape[-2:] == (7, 7)
     assert child.auxiliary is not None
     assert child.auxiliary(aux_input).shape == (2, 1000)
+
+
+@pytest.mark.parametrize("edges", ["genotype", "all"])
+def test_cells_frozen_to_their_genotype_train_exactly_the_child(edges):
+    """Frozen to the genotype, the supernet is the child (batch statistics included); frozen
+    on all 14 edges, as the original does, it computes something else."""
+    net = _trained_supernet(3, 4)
+    genotype = net.derive(max_skips=2, max_pools=2)
+    for index in range(3):
+        net.freeze_cell(index, edges, max_skips=2, max_pools=2)
+    assert all(cell.frozen and not cell.alpha.requires_grad for cell in net.cells)
+    kept = [sum(cell.enabled) for cell in net.cells]
+    assert kept == ([8] * 3 if edges == "genotype" else [14] * 3)
+    child = ChildNetwork(genotype, 4, 10, auxiliary=False)
+    inherit_weights(child, net.state_dict())
+    net.train()
+    child.train()
+    x = torch.randn(8, 3, 16, 16)
+    with torch.no_grad():
+        gap = (net.features(x) - child.features(x)[0]).abs().max().item()
+    assert gap <= 1e-5 if edges == "genotype" else gap > 1e-3

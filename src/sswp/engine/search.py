@@ -308,9 +308,9 @@ class SearchLoop:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.objective.load_state_dict(state["objective"])
-        for cell, frozen in zip(self.net.cells, state["frozen"], strict=True):
+        for index, frozen in enumerate(state["frozen"]):
             if frozen:
-                cell.freeze()
+                self._freeze(index)
         self.weight_opt.load_state_dict(state["weight_opt"])
         self.weight_sched.load_state_dict(state["weight_sched"])
         self.arch_opt.load_state_dict(state["arch_opt"])
@@ -326,6 +326,10 @@ class SearchLoop:
     def restore_random_state(self, state: dict[str, Any]) -> None:
         self.paths.set_state(state["paths"])
         set_rng_state(state["rng"])
+
+    def _freeze(self, cell: int) -> None:
+        sp = self.sp
+        self.net.freeze_cell(cell, sp.freeze_edges, sp.max_skips, sp.max_pools)
 
     # ----- one epoch -----
     @torch.no_grad()
@@ -361,7 +365,7 @@ class SearchLoop:
         sp = self.sp
         for cell in self.schedule.cells_to_freeze(epoch):
             if not self.net.cells[cell].frozen:
-                self.net.cells[cell].freeze()
+                self._freeze(cell)
                 log.info("epoch %d: froze cell %d", epoch, cell)
         warm = self.schedule.warm(epoch)
         arch_active = not warm and bool(self.net.live_cells())

@@ -11,7 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sswp.nas.genotype import EDGES_PER_CELL, STEPS, Genotype, derive_genotype, edge_index
+from sswp.nas.genotype import (
+    EDGES_PER_CELL,
+    STEPS,
+    CellGenotype,
+    Genotype,
+    derive_genotype,
+    edge_index,
+)
 from sswp.nas.genotype import reduction_cells as reduction_indices
 from sswp.nas.mixed_edge import MixedEdge, alpha_gradient, rescale_pair
 from sswp.nas.ops import (
@@ -145,10 +152,22 @@ class SearchCell(nn.Module):
     def argmax_ops(self) -> list[int]:
         return self.alpha.detach().argmax(dim=1).tolist()
 
-    def freeze(self) -> None:
-        """Fix every edge to its argmax op; the alphas stop updating."""
-        for edge, op in zip(self.edges, self.argmax_ops(), strict=True):
-            edge.set_path(op)
+    def freeze(self, keep: CellGenotype | None = None) -> None:
+        """Fix the cell's path; the alphas stop updating.
+
+        Without `keep`, every edge runs its argmax op (the original). With the cell's
+        derived genotype, only its 8 edges run, on its ops: the frozen cell is then
+        exactly the child's cell, so later epochs train the weights that are preserved.
+        """
+        if keep is None:
+            for edge, op in zip(self.edges, self.argmax_ops(), strict=True):
+                edge.set_path(op)
+        else:
+            self.enabled = [False] * EDGES_PER_CELL
+            for k, (op, src) in enumerate(keep.edges):
+                e = edge_index(k // 2, src)
+                self.enabled[e] = True
+                self.edges[e].set_path(CANDIDATE_OPS.index(op))
         self.frozen = True
         self.alpha.requires_grad_(False)
 
@@ -244,11 +263,12 @@ class SuperNet(nn.Module):
         if genotype.layers != self.layers:
             raise ValueError(f"genotype has {genotype.layers} cells, supernet {self.layers}")
         for cell, cell_geno in zip(self.cells, genotype.cells, strict=True):
-            cell.enabled = [False] * EDGES_PER_CELL
-            for k, (op, src) in enumerate(cell_geno.edges):
-                e = edge_index(k // 2, src)
-                cell.enabled[e] = True
-                cell.edges[e].set_path(CANDIDATE_OPS.index(op))
+            cell.freeze(cell_geno)
+
+    def freeze_cell(self, index: int, edges: str, max_skips: int, max_pools: int) -> None:
+        """Freeze one cell: `edges` is "all" (every edge on its argmax op) or "genotype"."""
+        keep = self.derive(max_skips, max_pools).cells[index] if edges == "genotype" else None
+        self.cells[index].freeze(keep)
 
     def derive(self, max_skips: int, max_pools: int) -> Genotype:
         return derive_genotype(self.alphas(), max_skips, max_pools)
