@@ -6,16 +6,24 @@ numbers a fresh clone shows always belong to the config it shows.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
+from sswp import report as rep
 from sswp.config import load_params
 from sswp.stages.report import params_yaml
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def _lookup(raw: dict[str, Any], dotted: str) -> Any:
@@ -71,3 +79,63 @@ def test_dvc_lock_has_every_stage_of_the_default_run():
 def test_every_locked_param_is_the_committed_one(stage, key, value):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     assert _lookup(raw, key) == value, f"{stage}: {key}; rerun `make repro` and commit"
+
+
+def test_committed_headline_is_the_report_of_the_committed_tables():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    expected = rep.headline(
+        pd.read_csv(REPO / "results" / "main_table.csv"),
+        pd.read_csv(REPO / "results" / "label_ratio.csv"),
+        raw["finetune"]["architecture"],
+    )
+    assert json.loads((REPO / "results" / "headline.json").read_text()) == expected
+
+
+def _dvc(root: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def test_dvc_metrics_show_of_the_committed_run_fits_200_columns(tmp_path):
+    """Only the report's headline is a metric; every stage's own file would add columns."""
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    shutil.copytree(REPO / ".dvc", tmp_path / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    shutil.copy(REPO / "dvc.yaml", tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path)
+    shutil.copytree(REPO / "results", tmp_path / "results")
+    shutil.copytree(REPO / "metrics", tmp_path / "metrics")
+    lines = _dvc(tmp_path, "metrics", "show").splitlines()
+    assert len(lines) == 2 and lines[1].startswith("results/headline.json")
+    assert max(map(len, lines)) <= 200, lines[0]
+
+
+def _plot_files(plot_id: str) -> set[str]:
+    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    (props,) = [p[plot_id] for p in plots if isinstance(p, dict) and plot_id in p]
+    return set(props["y"])
+
+
+def test_overlay_plots_draw_every_run_of_params_yaml_at_the_smallest_ratio():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    seeds, ratio = raw["seeds"], min(raw["finetune"]["label_ratios"])
+    arms = [*raw["finetune"]["inits"], "two_stage"]
+    runs = {
+        "search_objective": {f"live/search/seed-{s}" for s in seeds},
+        "finetune_smallest_ratio": {
+            f"live/finetune/{a}-{ratio}-seed-{s}" for a in arms for s in seeds
+        },
+        "linear_eval_smallest_ratio": {
+            f"live/linear_eval/{a}-{ratio}-seed-{s}"
+            for a in ("preserved", "two_stage", "random")
+            for s in seeds
+        },
+    }
+    for plot_id, expected in runs.items():
+        files = _plot_files(plot_id)
+        assert {f.split("/plots/")[0] for f in files} == expected, plot_id
+        for name in files:
+            assert (REPO / name).is_file(), f"{name}: rerun `make repro` and commit live/"

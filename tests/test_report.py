@@ -38,6 +38,7 @@ OUTPUT_NAMES = {
     "alpha_heatmap.png",
     "summary.md",
     "metrics.json",
+    "headline.json",
     "params.yaml",
 }
 
@@ -289,6 +290,29 @@ def test_metrics_dict_exact(main, ratios):
     assert json.loads(json.dumps(metrics, allow_nan=False)) == METRICS
 
 
+# The arms at the smallest ratio (10%), in the label-ratio table's order.
+HEADLINE = {
+    "test_error": 15.0,
+    "label_ratio": 0.1,
+    "ft_preserved": 75.0,
+    "ft_random": 55.0,
+    "ft_two_stage": 70.0,
+    "lin_preserved": 55.0,
+    "lin_two_stage": 40.0,
+    "lin_random": 12.0,
+}
+
+
+def test_headline_is_the_architecture_error_and_every_arm_at_the_smallest_ratio(main, ratios):
+    assert rep.headline(main, ratios, "final") == HEADLINE
+    assert list(rep.headline(main, ratios, "final")) == list(HEADLINE)
+    assert rep.headline(main, ratios, "darts_v2")["test_error"] == 6.0
+
+
+def test_headline_leaves_out_an_architecture_that_was_not_trained(main, ratios):
+    assert "test_error" not in rep.headline(main, ratios, "lowest_loss")
+
+
 @pytest.mark.parametrize(
     ("ratio", "label", "key"),
     [(0.1, "10%", "10%"), (0.025, "2.5%", "2_5%"), (1.0, "100%", "100%"), (0.07, "7%", "7%")],
@@ -484,6 +508,7 @@ def test_stage_writes_every_output(params, run_dir):
     assert LABEL_RATIO_MD in label_ratio_md
     assert rep.chance_note(NUM_CLASSES) in label_ratio_md
     assert json.loads(Path("results/metrics.json").read_text()) == METRICS
+    assert json.loads(Path("results/headline.json").read_text()) == HEADLINE
     for name in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
         assert Path("results", name).read_bytes().startswith(PNG_SIGNATURE)
 

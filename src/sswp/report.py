@@ -54,6 +54,10 @@ FINAL_EPOCH_NOTE = "final epoch, the headline"
 BEST_EPOCH_NOTE = "best over epochs, the original's way of reporting: optimistic"
 
 
+# headline.json's abbreviations of the arms' stages: `ft_preserved`, `lin_two_stage`.
+HEADLINE_STAGES = {"finetune": "ft", "linear_eval": "lin"}
+
+
 @dataclass(frozen=True)
 class Arm:
     """One line of the label-ratio comparison: a stage (finetune or linear_eval) and an init.
@@ -68,6 +72,11 @@ class Arm:
     @property
     def label(self) -> str:
         return f"{self.stage.replace('_', ' ')} {self.init.replace('_', '-')}"
+
+    @property
+    def short_key(self) -> str:
+        """The arm's key in headline.json, short so that DVC's tables fit a terminal."""
+        return f"{HEADLINE_STAGES[self.stage]}_{self.init}"
 
 
 ALL_ARMS = (
@@ -353,6 +362,27 @@ def metrics_dict(main: pd.DataFrame, ratios: pd.DataFrame) -> dict[str, Any]:
     for r in ratios.itertuples():
         arm = out["label_ratio"].setdefault(r.arm, {})
         arm[ratio_key(r.label_ratio)] = _stats(r.mean, r.std, "mean", "std")
+    return out
+
+
+def headline(main: pd.DataFrame, ratios: pd.DataFrame, architecture: str) -> dict[str, float]:
+    """The few numbers that `dvc metrics show` and `dvc exp show` display, flat and short-keyed.
+
+    `test_error` is the mean test error (%) of `architecture` trained from scratch (absent
+    when it was not trained); `label_ratio` is the smallest ratio, and every arm's mean test
+    accuracy (%) at it follows under `Arm.short_key`. metrics.json keeps every number, but
+    as a DVC metric it would make tables over 1,000 columns wide.
+    """
+    out: dict[str, float] = {}
+    row = main[main["architecture"] == architecture]
+    if len(row):
+        out["test_error"] = float(row["test_error_mean"].iloc[0])
+    if len(ratios):
+        smallest = float(ratios["label_ratio"].min())
+        out["label_ratio"] = smallest
+        by_key = {arm.key: arm for arm in ALL_ARMS}
+        for r in ratios[ratios["label_ratio"] == smallest].itertuples():
+            out[by_key[r.arm].short_key] = float(r.mean)
     return out
 
 

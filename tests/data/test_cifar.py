@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import logging
 import os
 import pickle
 import struct
@@ -11,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from sswp import cli
 from sswp.config import load_params
+from sswp.data import cifar
 from sswp.data.cifar import load_cifar
 from sswp.data.datasets import NORMALIZATION, load_prepared, load_raw
 from sswp.errors import SswpError
@@ -225,3 +230,70 @@ def test_failed_prepare_leaves_no_partial_folder(tmp_path, monkeypatch):
         prepare.run(params, None)
     assert not PREPARED_DIR.exists()
     assert not PREPARED_DIR.parent.exists() or not any(PREPARED_DIR.parent.iterdir())
+
+
+def _as_official(monkeypatch, folder: Path, name: str, md5: dict[str, str] | None) -> None:
+    """Make the tiny files count as official: their image counts, and `md5` as published."""
+    ds = load_cifar(name, folder)  # before patching: the counts of what was written
+    monkeypatch.setattr(cifar, "_OFFICIAL_IMAGES", (len(ds.train_y), len(ds.test_y)))
+    if md5 is not None:
+        layout = dataclasses.replace(cifar._LAYOUTS[name], md5=md5)
+        monkeypatch.setitem(cifar._LAYOUTS, name, layout)
+
+
+def _md5s(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_official_counts_with_the_published_md5s_are_read(tmp_path, monkeypatch, caplog, name):
+    folder = tmp_path / name
+    (write_cifar10 if name == "cifar10" else write_cifar100)(folder)
+    _as_official(monkeypatch, folder, name, _md5s(folder))
+    with caplog.at_level(logging.INFO, logger="sswp.data.cifar"):
+        ds = load_cifar(name, folder)
+    assert ds.name == name
+    assert "every file has the official md5" in caplog.text
+
+
+def test_official_counts_with_another_md5_stop_naming_file_and_fix(tmp_path, monkeypatch):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar10(folder)
+    md5 = _md5s(folder)
+    _as_official(monkeypatch, folder, "cifar10", md5 | {"test_batch": "0" * 32})
+    with pytest.raises(SswpError) as err:
+        load_cifar("cifar10", tmp_path)
+    assert str(err.value) == (
+        f"{folder / 'test_batch'} has md5 {md5['test_batch']}, not the official {'0' * 32}: "
+        "the file is damaged or altered; extract it again from cifar-10-python.tar.gz (its "
+        "md5 is in the README, Getting the data)"
+    )
+
+
+def test_the_published_md5s_refuse_files_that_claim_the_official_counts(tmp_path, monkeypatch):
+    write_cifar100(tmp_path / "cifar-100-python")
+    _as_official(monkeypatch, tmp_path, "cifar100", None)
+    with pytest.raises(SswpError, match=r"cifar-100-python/train has md5 [0-9a-f]{32}, not the "):
+        load_cifar("cifar100", tmp_path)
+
+
+def test_other_counts_are_read_unchecked_and_say_so(tmp_path, caplog):
+    write_cifar10(tmp_path / "cifar-10-batches-py")
+    with caplog.at_level(logging.INFO, logger="sswp.data.cifar"):
+        load_cifar("cifar10", tmp_path)
+    assert "15 training and 3 test images, not the official 50000 and 10000" in caplog.text
+
+
+def test_prepare_with_a_wrong_md5_exits_2_with_one_line_and_no_output(
+    tmp_path, monkeypatch, capsys, tiny_config
+):
+    monkeypatch.chdir(tmp_path)
+    write_cifar10(tmp_path / "raw" / "cifar-10-batches-py")
+    _as_official(monkeypatch, tmp_path / "raw", "cifar10", None)
+    config = {**tiny_config, "data": {**tiny_config["data"], "dataset": "cifar10", "path": "raw"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    assert cli.main(["prepare"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data_batch_1 has md5" in err[0], err
+    assert not PREPARED_DIR.exists()

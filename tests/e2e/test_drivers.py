@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ RESULTS = (
     "summary.md",
     "params.yaml",
     "metrics.json",
+    "headline.json",
     "label_ratio.png",
     "training_curves.png",
     "alpha_heatmap.png",
@@ -50,14 +52,18 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-def _git_repo(root: Path) -> Path:
-    """DVC needs a git repository around the pipeline."""
+def _git_commit(root: Path) -> None:
     for cmd in (
-        ["git", "init", "-q"],
         ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"],
     ):
         subprocess.run(cmd, cwd=root, check=True)
+
+
+def _git_repo(root: Path) -> Path:
+    """DVC needs a git repository around the pipeline."""
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    _git_commit(root)
     return root
 
 
@@ -163,13 +169,33 @@ def test_snakemake_report_holds_the_tables_and_plots_with_captions(snakemake_run
     assert "reference genotypes" in html  # a caption, rendered
 
 
-def test_changing_a_finetune_param_reruns_only_finetune_and_report(dvc_run, snakemake_run):
+def _readme_exp_show() -> list[str]:
+    """The `dvc exp show` command of the README's "Comparing runs" block, as argv."""
+    readme = (REPO / "README.md").read_text().split("## Comparing runs", 1)[1]
+    line = next(ln for ln in readme.splitlines() if ln.startswith("dvc exp show"))
+    return shlex.split(line.split("#", 1)[0])
+
+
+def _widest(text: str) -> int:
+    return max(len(line.rstrip()) for line in text.splitlines())
+
+
+def test_changing_a_finetune_param_reruns_only_finetune_and_report(
+    dvc_run, snakemake_run, monkeypatch
+):
     root, _, _ = dvc_run
+    monkeypatch.setenv("COLUMNS", "1000")  # a wide table must show its width, not be cut
+    _git_commit(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["finetune"]["lr"] = 0.07
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = _stages_run(_run(["dvc", "repro"], root))
     assert ran == {"report", *FINETUNES}
+    # The changed run against the committed one, as the README shows it: under 200 columns.
+    assert _widest(_run(["dvc", "metrics", "show"], root)) <= 200
+    shown = _run([*_readme_exp_show(), "--no-pager"], root)
+    assert "ft_preserved" in shown and "finetune.lr" in shown
+    assert _widest(shown) <= 200, shown
 
 
 def test_snakemake_lint_passes():

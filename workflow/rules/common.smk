@@ -92,6 +92,7 @@ REPORT_OUTPUTS = [
     "results/training_curves.png",
     "results/alpha_heatmap.png",
     "results/metrics.json",
+    "results/headline.json",
 ]
 
 

@@ -2,10 +2,17 @@
 
 The batches are pickles, and unpickling can run arbitrary code, so they are read with an
 unpickler that only rebuilds numpy arrays: a tampered file is refused, not executed.
+
+Files that hold the official number of images (50,000 training, 10,000 test) claim to be
+the published ones, so every file's md5 must then equal the published value: a damaged or
+altered copy stops prepare instead of silently changing the results. A smaller set in the
+same layout (a subset, or the tests' files) is not the official data and is not checked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +23,8 @@ import numpy as np
 from sswp.data.datasets import ArrayDataset
 from sswp.errors import SswpError
 
+log = logging.getLogger(__name__)
+
 try:
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # numpy < 2
@@ -23,6 +32,8 @@ except ImportError:  # numpy < 2
 
 _SIDE = 32
 _PIXELS = 3 * _SIDE * _SIDE
+# (training, test) images of both official datasets.
+_OFFICIAL_IMAGES = (50_000, 10_000)
 
 # Everything a CIFAR pickle needs; plain dicts, lists, bytes and str need no lookup at all.
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -43,6 +54,7 @@ class _Layout:
     meta_file: str
     label_key: str
     names_key: str
+    md5: dict[str, str]  # the published md5 of every file of the extracted archive
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -59,6 +71,15 @@ _LAYOUTS = {
         meta_file="batches.meta",
         label_key="labels",
         names_key="label_names",
+        md5={
+            "data_batch_1": "c99cafc152244af753f735de768cd75f",
+            "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+            "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+            "data_batch_4": "634d18415352ddfa80567beed471001a",
+            "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+            "test_batch": "40351d587109b95175f43aff81a1287e",
+            "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+        },
     ),
     "cifar100": _Layout(
         title="CIFAR-100",
@@ -69,6 +90,11 @@ _LAYOUTS = {
         meta_file="meta",
         label_key="fine_labels",
         names_key="fine_label_names",
+        md5={
+            "train": "16019d7e3df5f24257cddd939b257f8d",
+            "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+            "meta": "7973b15100ade9c7d40fb424638fde48",
+        },
     ),
 }
 
@@ -174,6 +200,37 @@ def _find_folder(root: Path, layout: _Layout) -> Path:
     )
 
 
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify_official(folder: Path, layout: _Layout, images: tuple[int, int]) -> None:
+    """If the files hold the official image counts, each must have the published md5."""
+    if images != _OFFICIAL_IMAGES:
+        log.info(
+            "%s in %s: %d training and %d test images, not the official %d and %d, so the "
+            "md5s are not checked",
+            layout.title,
+            folder,
+            *images,
+            *_OFFICIAL_IMAGES,
+        )
+        return
+    for name in layout.files:
+        found = _md5(folder / name)
+        if found != layout.md5[name]:
+            raise SswpError(
+                f"{folder / name} has md5 {found}, not the official {layout.md5[name]}: the "
+                f"file is damaged or altered; extract it again from {layout.archive} (its "
+                f"md5 is in the README, Getting the data)"
+            )
+    log.info("%s in %s: every file has the official md5", layout.title, folder)
+
+
 def load_cifar(name: str, root: Path) -> ArrayDataset:
     """Read CIFAR-10 (`name="cifar10"`) or CIFAR-100 (`"cifar100"`, fine labels) from `root`."""
     layout = _LAYOUTS[name]
@@ -181,9 +238,11 @@ def load_cifar(name: str, root: Path) -> ArrayDataset:
     classes = _class_names(folder / layout.meta_file, layout)
     train = [_read_batch(folder / f, layout, len(classes)) for f in layout.train_files]
     test_x, test_y = _read_batch(folder / layout.test_file, layout, len(classes))
+    train_y = np.concatenate([y for _, y in train])
+    _verify_official(folder, layout, (len(train_y), len(test_y)))
     return ArrayDataset(
         train_x=np.concatenate([x for x, _ in train]),
-        train_y=np.concatenate([y for _, y in train]),
+        train_y=train_y,
         test_x=test_x,
         test_y=test_y,
         classes=classes,

@@ -57,6 +57,7 @@ TRAINING_CURVES_PNG = RESULTS_DIR / "training_curves.png"
 ALPHA_HEATMAP_PNG = RESULTS_DIR / "alpha_heatmap.png"
 SUMMARY_MD = RESULTS_DIR / "summary.md"
 METRICS_JSON = RESULTS_DIR / "metrics.json"
+HEADLINE_JSON = RESULTS_DIR / "headline.json"
 PARAMS_YAML = RESULTS_DIR / "params.yaml"
 TWO_STAGE = "two_stage"
 LINEAR_EVAL_INITS = ("preserved", TWO_STAGE, "random")
@@ -365,6 +366,7 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
         ratios=ratios,
     )
     metrics = json.dumps(rep.metrics_dict(main, ratios), indent=2, sort_keys=True) + "\n"
+    headline = rep.headline(main, ratios, params.finetune.architecture)
     return {
         MAIN_TABLE_CSV: rep.to_csv(main),
         MAIN_TABLE_MD: rep.main_markdown(main, num_classes) + "\n",
@@ -375,6 +377,7 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
         ALPHA_HEATMAP_PNG: rep.alpha_heatmap_png(inputs.alpha_history, params.seeds[0]),
         SUMMARY_MD: summary,
         METRICS_JSON: metrics,
+        HEADLINE_JSON: json.dumps(headline, indent=2) + "\n",
         PARAMS_YAML: params_yaml(params),
     }
 
