@@ -18,7 +18,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sswp.config import RuntimeParams
+from sswp.config import DataParams, RuntimeParams
+from sswp.data.backend import choose_backend
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
 from sswp.paths import LIVE_DIR, LOG_DIR
@@ -99,15 +100,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(runtime: RuntimeParams, seed: int) -> Hardware:
+def compute_threads(runtime: RuntimeParams, data: DataParams | None, dali: bool) -> int:
+    """torch's threads: `runtime.threads` less the loader's, so that the stage never uses
+    more cores than its job reserves. The loader's are data.workers: torchvision worker
+    processes (one thread each), or DALI threads (at least one: DALI has no main-thread mode).
+    """
+    workers = data.workers if data is not None else 0
+    loader = max(workers, 1) if dali else workers
+    if runtime.threads - loader < 1:
+        raise SswpError(
+            f"runtime.threads = {runtime.threads} leaves no thread for the network beside the "
+            f"loader's {loader} (data.workers = {workers}); raise runtime.threads or lower "
+            "data.workers"
+        )
+    return runtime.threads - loader
+
+
+def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> Hardware:
     """Threads, seeds, device, DDP and kernel choice for one stage process.
 
+    `data` (the stage's loader settings) takes the loader's threads out of runtime.threads.
     With `deterministic`, CPU runs are bit-for-bit repeatable; without it, cuDNN may
     benchmark and pick the fastest (non-deterministic) kernels.
     """
-    torch.set_num_threads(runtime.threads)
-    seed_everything(seed)
     device = select_device(runtime)
+    dali = data is not None and choose_backend(data.loader, device).dali
+    torch.set_num_threads(compute_threads(runtime, data, dali))
+    seed_everything(seed)
     ctx = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
