@@ -35,5 +35,5 @@ def test_a_loader_that_takes_every_thread_is_refused(tiny_params):
 def test_setup_sets_torch_threads_to_what_the_loader_leaves(tiny_params):
     runtime = dataclasses.replace(tiny_params.runtime, threads=3, device="cpu")
     data = dataclasses.replace(tiny_params.data, workers=1, loader="torch")
-    hw = setup(runtime, 0, data)
+    setup(runtime, 0, data)
     assert torch.get_num_threads() == 2

@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from sswp.provenance import RECORD_FILE, params_digest  # noqa: E402
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# YAML 1.1 booleans that are words: "off" is a value of runtime.amp and runtime.compile, and a
+# --configfile's strings pass through here too, so these stay strings (as in YAML 1.2).
+_WORD_BOOL = re.compile(r"(?i)y|n|yes|no|on|off")
 
 
 def _typed(value):
@@ -21,7 +24,7 @@ def _typed(value):
         return {key: _typed(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_typed(item) for item in value]
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or _WORD_BOOL.fullmatch(value):
         return value
     if _FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-3 as a string
         return float(value)

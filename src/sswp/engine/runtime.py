@@ -41,12 +41,13 @@ def select_device(runtime: RuntimeParams) -> torch.device:
 
 @dataclass(frozen=True)
 class Hardware:
-    """Where and how tensors run: device, DDP rank, memory format and mixed precision."""
+    """Where and how tensors run: device, DDP rank, memory format, mixed precision, compiler."""
 
     device: torch.device
     dist: DistContext
     channels_last: bool = True
     amp: str = "off"
+    compile: str = "off"
 
     @property
     def amp_enabled(self) -> bool:
@@ -72,6 +73,24 @@ class Hardware:
         return DistributedDataParallel(
             module, device_ids=device_ids, find_unused_parameters=find_unused
         )
+
+    def compiled(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """`fn` (a module or a bound method) compiled as `runtime.compile` asks, else itself.
+
+        Shapes stay static (training loaders drop the last batch), which CUDA graphs need;
+        `max-autotune` captures them on a GPU. Compile a DDP-wrapped module, not the module
+        inside DDP, so that the graph breaks at DDP's gradient buckets. Checkpoints keep
+        saving the module itself, so their keys never gain the wrapper's `_orig_mod.` prefix.
+        """
+        if self.compile == "off":
+            return fn
+        mode = None if self.compile == "default" else self.compile
+        return torch.compile(fn, mode=mode, dynamic=False)
+
+    def new_step(self) -> None:
+        """Before each compiled call: CUDA graphs may then reuse the previous step's outputs."""
+        if self.compile == "max-autotune" and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
 
     def autocast(self) -> torch.autocast:
         dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
@@ -137,7 +156,7 @@ def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> 
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-    return Hardware(device, ctx, runtime.channels_last, runtime.amp)
+    return Hardware(device, ctx, runtime.channels_last, runtime.amp, runtime.compile)
 
 
 def setup_logging(stage: str, main_process: bool = True) -> Path:
