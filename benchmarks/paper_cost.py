@@ -27,7 +27,7 @@ from sswp.engine.phases import build_schedule
 from sswp.errors import SswpError
 from sswp.stages.linear_eval import ARMS as LINEAR_EVAL_ARMS
 
-# The last GPU measurement: benchmarks/search_step.py and benchmarks/train_epoch.py.
+# The last GPU measurement (issue 13): search steps and a child training epoch.
 MEASURED = {
     "device": "H100-class GPU, L=20, C=36, bf16, eager",
     "weight_step": 870.0,  # search weight steps, batch 96 pairs
