@@ -31,6 +31,7 @@ class RuntimeParams:
     threads: int
     amp: str
     channels_last: bool
+    compile: str
     deterministic: bool
     sync_bn: bool
     progress: str

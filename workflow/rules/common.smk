@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from sswp.provenance import RECORD_FILE, params_digest  # noqa: E402
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# YAML 1.1 booleans that are words: "off" is a value of runtime.amp and runtime.compile, and a
+# --configfile's strings pass through here too, so these stay strings (as in YAML 1.2).
+_WORD_BOOL = re.compile(r"(?i)y|n|yes|no|on|off")
 
 
 def _typed(value):
@@ -21,7 +24,7 @@ def _typed(value):
         return {key: _typed(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_typed(item) for item in value]
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or _WORD_BOOL.fullmatch(value):
         return value
     if _FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-3 as a string
         return float(value)
@@ -64,8 +67,11 @@ SSWP_GPU = (
     if GPUS > 1
     else SSWP
 )
-# Each process uses runtime.threads threads plus data.workers loader processes.
-GPU_STAGE_CPUS = max(GPUS, 1) * (config["runtime"]["threads"] + config["data"]["workers"])
+# Each stage process uses runtime.threads cores in all: its loader's data.workers (processes
+# or DALI threads) come out of them (sswp.engine.runtime.compute_threads), so a job's threads
+# are runtime.threads per process and `--cores N` runs N // runtime.threads stages at once.
+STAGE_CPUS = config["runtime"]["threads"]
+GPU_STAGE_CPUS = max(GPUS, 1) * STAGE_CPUS
 
 # Per-rule defaults, small enough for the CPU smoke run on a laptop. A profile raises them
 # with `set-resources` (workflow/profiles/slurm/config.yaml). `gpu` (the SLURM plugin's name)
@@ -78,7 +84,7 @@ RESOURCES = {
     "pretrain": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
     "finetune": {"gpu": GPUS, "cpus_per_task": GPU_STAGE_CPUS, "mem_mb": 4000, "runtime": 120},
     # One process: features of a frozen backbone, then a linear classifier (minutes on a GPU).
-    "linear_eval": {"gpu": min(GPUS, 1), "cpus_per_task": 2, "mem_mb": 4000, "runtime": 60},
+    "linear_eval": {"gpu": min(GPUS, 1), "cpus_per_task": STAGE_CPUS, "mem_mb": 4000, "runtime": 60},
     "report": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 15},
 }
 REPORT_OUTPUTS = [

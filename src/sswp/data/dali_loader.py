@@ -7,7 +7,6 @@ torch backend's. Labels never enter the pipeline: they are gathered here from th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,15 +21,12 @@ from sswp.data.sampling import Epoch, EpochLoader, EpochPlan
 
 # Two batches in flight keep DALI's threads busy while the caller trains on the previous one.
 PREFETCH = 2
-# CPU threads when `workers` is 0: the cores available, but at most this many, so that the
-# training process keeps some on a big machine.
-MAX_DEFAULT_THREADS = 4
 _SEED_RANGE = 2**31
 
 
 def default_threads(workers: int) -> int:
-    """DALI threads: `workers` if set, else the cores available (at most a few)."""
-    return workers or min(len(os.sched_getaffinity(0)), MAX_DEFAULT_THREADS)
+    """DALI threads: `workers`, at least one; they count in runtime.threads (engine.runtime)."""
+    return max(workers, 1)
 
 
 class DaliLoader(EpochLoader):

@@ -140,7 +140,10 @@ class EpochLoop:
         if hw.dist.enabled and runtime.sync_bn and hw.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # keeps the parameters
         self.model = model
-        self.forward_module = hw.ddp(model, find_unused=find_unused)
+        # Training runs through DDP and the compiler (runtime.compile); test passes and
+        # checkpoints use the module itself. Both compiled forms share the module's weights.
+        self.forward_module = hw.compiled(hw.ddp(model, find_unused=find_unused))
+        self.eval_module = hw.compiled(model)
         self.scaler = hw.grad_scaler()
         self.opt = torch.optim.SGD(
             self.trainable, recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
@@ -233,6 +236,7 @@ class EpochLoop:
         )
         stage = self.name.split("/")[0]
         for step, batch in enumerate(shown, start=first):
+            self.hw.new_step()
             self.train_step(batch)
             check_finite(self.sums["loss"], self.name, epoch, f"{stage}.lr")
             halt_if_requested(

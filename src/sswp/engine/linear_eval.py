@@ -30,10 +30,12 @@ def extract_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pooled features (N, d) in float32 on the CPU, and their labels, in loader order."""
     backbone.train(False)
+    encode = hw.compiled(backbone.features)
     features, labels = [], []
     for images, batch_labels in loader:
+        hw.new_step()
         with hw.autocast():
-            pooled, _ = backbone.features(hw.images(images))
+            pooled, _ = encode(hw.images(images))
         features.append(pooled.float().cpu())
         labels.append(batch_labels.cpu())
     return torch.cat(features), torch.cat(labels)
@@ -144,4 +146,4 @@ class AugmentedLinearLoop(EpochLoop):
         self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
     def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        return tested_epoch(self.model, self.test_loader, self.hw, epoch, loss, acc, lr)
+        return tested_epoch(self.eval_module, self.test_loader, self.hw, epoch, loss, acc, lr)

@@ -18,7 +18,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sswp.config import RuntimeParams
+from sswp.config import DataParams, RuntimeParams
+from sswp.data.backend import choose_backend
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
 from sswp.paths import LIVE_DIR, LOG_DIR
@@ -40,12 +41,13 @@ def select_device(runtime: RuntimeParams) -> torch.device:
 
 @dataclass(frozen=True)
 class Hardware:
-    """Where and how tensors run: device, DDP rank, memory format and mixed precision."""
+    """Where and how tensors run: device, DDP rank, memory format, mixed precision, compiler."""
 
     device: torch.device
     dist: DistContext
     channels_last: bool = True
     amp: str = "off"
+    compile: str = "off"
 
     @property
     def amp_enabled(self) -> bool:
@@ -71,6 +73,24 @@ class Hardware:
         return DistributedDataParallel(
             module, device_ids=device_ids, find_unused_parameters=find_unused
         )
+
+    def compiled(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """`fn` (a module or a bound method) compiled as `runtime.compile` asks, else itself.
+
+        Shapes stay static (training loaders drop the last batch), which CUDA graphs need;
+        `max-autotune` captures them on a GPU. Compile a DDP-wrapped module, not the module
+        inside DDP, so that the graph breaks at DDP's gradient buckets. Checkpoints keep
+        saving the module itself, so their keys never gain the wrapper's `_orig_mod.` prefix.
+        """
+        if self.compile == "off":
+            return fn
+        mode = None if self.compile == "default" else self.compile
+        return torch.compile(fn, mode=mode, dynamic=False)
+
+    def new_step(self) -> None:
+        """Before each compiled call: CUDA graphs may then reuse the previous step's outputs."""
+        if self.compile == "max-autotune" and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
 
     def autocast(self) -> torch.autocast:
         dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
@@ -99,15 +119,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(runtime: RuntimeParams, seed: int) -> Hardware:
+def compute_threads(runtime: RuntimeParams, data: DataParams | None, dali: bool) -> int:
+    """torch's threads: `runtime.threads` less the loader's, so that the stage never uses
+    more cores than its job reserves. The loader's are data.workers: torchvision worker
+    processes (one thread each), or DALI threads (at least one: DALI has no main-thread mode).
+    """
+    workers = data.workers if data is not None else 0
+    loader = max(workers, 1) if dali else workers
+    if runtime.threads - loader < 1:
+        raise SswpError(
+            f"runtime.threads = {runtime.threads} leaves no thread for the network beside the "
+            f"loader's {loader} (data.workers = {workers}); raise runtime.threads or lower "
+            "data.workers"
+        )
+    return runtime.threads - loader
+
+
+def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> Hardware:
     """Threads, seeds, device, DDP and kernel choice for one stage process.
 
+    `data` (the stage's loader settings) takes the loader's threads out of runtime.threads.
     With `deterministic`, CPU runs are bit-for-bit repeatable; without it, cuDNN may
     benchmark and pick the fastest (non-deterministic) kernels.
     """
-    torch.set_num_threads(runtime.threads)
-    seed_everything(seed)
     device = select_device(runtime)
+    dali = data is not None and choose_backend(data.loader, device).dali
+    torch.set_num_threads(compute_threads(runtime, data, dali))
+    seed_everything(seed)
     ctx = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
@@ -118,7 +156,7 @@ def setup(runtime: RuntimeParams, seed: int) -> Hardware:
         if device.type == "cuda":
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-    return Hardware(device, ctx, runtime.channels_last, runtime.amp)
+    return Hardware(device, ctx, runtime.channels_last, runtime.amp, runtime.compile)
 
 
 def setup_logging(stage: str, main_process: bool = True) -> Path:

@@ -24,6 +24,7 @@ def evaluate(model: nn.Module, loader, hw: Hardware) -> dict[str, float]:
     loss_sum = correct = count = 0.0
     for images, labels in loader:
         images, labels = hw.images(images), labels.to(hw.device)
+        hw.new_step()
         with hw.autocast():
             logits, _ = model(images)
         loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
@@ -96,7 +97,7 @@ class SupervisedLoop(EpochLoop):
         self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
     def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        return tested_epoch(self.model, self.test_loader, self.hw, epoch, loss, acc, lr)
+        return tested_epoch(self.eval_module, self.test_loader, self.hw, epoch, loss, acc, lr)
 
     def run(  # type: ignore[override]
         self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag

@@ -18,11 +18,8 @@ from sswp.nas.ops import CANDIDATE_OPS, FactorizedReduce, Identity, ReLUConvBN, 
 from sswp.nas.supernet import cell_channels, make_stem
 
 
-def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
-    """Zero whole samples with probability drop_prob, rescaling the rest (DARTS)."""
-    if drop_prob <= 0.0:
-        return x
-    keep = 1.0 - drop_prob
+def drop_path(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Zero whole samples with probability 1 - keep, rescaling the rest (DARTS)."""
     mask = torch.empty(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
     return x / keep * mask
 
@@ -65,15 +62,18 @@ class ChildCell(nn.Module):
             for op, src in genotype.edges
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float) -> torch.Tensor:
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, keep: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`keep`: drop path's keep probability, None without drop path."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for node in range(STEPS):
             total = None
             for k in (2 * node, 2 * node + 1):
                 op = self.ops[k]
                 h = op(states[self.sources[k]])
-                if self.training and not isinstance(op, Identity):
-                    h = drop_path(h, drop_prob)
+                if keep is not None and self.training and not isinstance(op, Identity):
+                    h = drop_path(h, keep)
                 total = h if total is None else total + h
             states.append(total)
         return torch.cat(states[2:], dim=1)
@@ -139,7 +139,10 @@ class ChildNetwork(nn.Module):
     ):
         super().__init__()
         self.genotype = genotype
-        self.drop_path_prob = 0.0
+        # The keep probability is a tensor, not a float attribute: a compiled network then
+        # reads the value drop_path_prob ramps to each epoch instead of recompiling for it.
+        self.register_buffer("drop_keep", torch.ones(()), persistent=False)
+        self.drop_path_active, self._drop_path_prob = False, 0.0
         self.stem = make_stem(stem, channels, affine=True)
         plan = cell_channels(genotype.layers, channels, stem)
         self.cells = nn.ModuleList(
@@ -157,11 +160,22 @@ class ChildNetwork(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(STEPS * plan[-1][2], num_classes)
 
+    @property
+    def drop_path_prob(self) -> float:
+        return self._drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, value: float) -> None:
+        self.drop_path_active, self._drop_path_prob = value > 0.0, value
+        with torch.no_grad():
+            self.drop_keep.fill_(1.0 - value)
+
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         s0, s1 = self.stem(x)
         aux_input = None
+        keep = self.drop_keep if self.drop_path_active else None
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            s0, s1 = s1, cell(s0, s1, keep)
             if i == self.aux_index:
                 aux_input = s1
         return self.pool(s1).flatten(1), aux_input

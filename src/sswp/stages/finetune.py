@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    hw = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
     child_run = ChildRun(

@@ -174,7 +174,7 @@ PROTOCOLS = {"features": probe_features, "augmented": probe_augmented}
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    hw = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
     indices = label_subset(data.train_y, splits.label_order, args.ratio)
     labelled_run = LabelledRun(params, data, manifest, indices, args.ratio, hw)

@@ -46,7 +46,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
     tag = seed_tag(params.seed)
     name = f"pretrain/{tag}"
     architecture = params.finetune.architecture
-    hw = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
     options = loader_options(params, data, manifest, hw, "pretrain.batch_size")
     train_loader = make_loader(

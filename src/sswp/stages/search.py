@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(params: Params, args: argparse.Namespace) -> None:
     tag = seed_tag(params.seed)
-    hw = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
     checkpointer = Checkpointer(
         f"search/{tag}",

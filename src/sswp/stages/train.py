@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(params: Params, args: argparse.Namespace) -> None:
     architecture = args.architecture or params.train.architectures[0]
-    hw = setup(params.runtime, params.seed)
+    hw = setup(params.runtime, params.seed, params.data)
     data, _, manifest = load_prepared()
     child_run = ChildRun(
         stage="train",
