@@ -45,11 +45,35 @@ class ReLUConvBN(nn.Sequential):
         )
 
 
+class PhaseConv2d(nn.Conv2d):
+    """A conv whose stride equals its dilation reads one phase of the input only.
+
+    With "same" padding (dilation x (kernel - 1) / 2), the taps of output i sit at input
+    rows stride x (i + j - kernel // 2): all on the phase-0 grid. So the conv equals an
+    undilated stride-1 conv over `x[..., ::stride, ::stride]`, with the same products,
+    and runs far faster on CPU, where the dilated strided backward is a slow path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        step = self.stride[0]
+        if not self._one_phase():
+            return super().forward(x)
+        half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        return nn.functional.conv2d(
+            x[:, :, ::step, ::step], self.weight, self.bias, 1, half, 1, self.groups
+        )
+
+    def _one_phase(self) -> bool:
+        sizes = zip(self.stride, self.dilation, self.padding, self.kernel_size, strict=True)
+        square = self.stride[0] == self.stride[1] and self.padding_mode == "zeros"
+        return square and all(s == d > 1 and 2 * p == d * (k - 1) for s, d, p, k in sizes)
+
+
 class DilConv(nn.Sequential):
     def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
+            PhaseConv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
             nn.Conv2d(c, c, 1, bias=False),
             nn.BatchNorm2d(c, affine=affine),
         )

@@ -1,0 +1,32 @@
+"""The CPU fast paths of the candidate ops compute what the plain torch modules compute."""
+
+import pytest
+import torch
+from torch import nn
+
+from sswp.nas.ops import PhaseConv2d
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+@pytest.mark.parametrize("size", [8, 9])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_phase_conv_equals_the_dilated_strided_conv(kernel, size, memory_format):
+    torch.manual_seed(0)
+    phase = PhaseConv2d(4, 4, kernel, 2, kernel - 1, dilation=2, groups=4, bias=False)
+    plain = nn.Conv2d(4, 4, kernel, 2, kernel - 1, dilation=2, groups=4, bias=False)
+    plain.load_state_dict(phase.state_dict())
+    x = torch.randn(3, 4, size, size).contiguous(memory_format=memory_format)
+    xs = [x.clone().requires_grad_(True) for _ in range(2)]
+    out, expected = phase(xs[0]), plain(xs[1])
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    torch.testing.assert_close(phase.weight.grad, plain.weight.grad)
+
+
+def test_phase_conv_keeps_the_plain_path_where_other_phases_are_read():
+    conv = PhaseConv2d(4, 4, 3, 1, 2, dilation=2, groups=4, bias=False)
+    x = torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(conv(x), nn.functional.conv2d(x, conv.weight, None, 1, 2, 2, 4))
