@@ -41,11 +41,33 @@ class MixedEdge(nn.Module):
         if self.gates is None:
             return self.ops[self.active](x)
         if self.mode == "two":
-            out = self.gates[self.active] * self.ops[self.active](x)
-            for k in self.inactive:
-                out = out + self.gates[k] * self.ops[k](x).detach()
-            return out
+            others = [self.ops[k](x).detach() for k in self.inactive]
+            paths = (self.active, *self.inactive)
+            return _BinaryGates.apply(self.gates, paths, self.ops[self.active](x), *others)
         return _AllGatesGradient.apply(x, self.gates, self)
+
+
+class _BinaryGates(torch.autograd.Function):
+    """sum_k g_k o_k for binary gates (1 on the active op, 0 elsewhere), without the products.
+
+    The forward is the active output, as 1 x o_a + 0 x o_i is; the backward passes the
+    gradient to o_a unchanged and gives each involved gate <dL/dout, o_k>. Autograd through
+    the products would spend five full-size passes per edge on multiplying by 1 and 0.
+    """
+
+    @staticmethod
+    def forward(ctx, gates: torch.Tensor, paths: tuple[int, ...], *outs: torch.Tensor):  # type: ignore[override]
+        ctx.paths, ctx.size = paths, gates.shape
+        ctx.save_for_backward(*outs)
+        return outs[0].view_as(outs[0])
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        outs = ctx.saved_tensors
+        grad_gates = grad_out.new_zeros(ctx.size)
+        for k, out in zip(ctx.paths, outs, strict=True):
+            grad_gates[k] = (grad_out * out).sum()
+        return grad_gates, None, grad_out, *(None for _ in outs[1:])
 
 
 class _AllGatesGradient(torch.autograd.Function):
