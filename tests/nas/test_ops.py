@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from sswp.nas.ops import PhaseConv2d
+from sswp.nas.ops import (
+    CANDIDATE_OPS,
+    Activation,
+    PhaseConv2d,
+    ReLUFirst,
+    make_op,
+    run_op,
+)
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
@@ -23,6 +30,7 @@ def test_phase_conv_equals_the_dilated_strided_conv(kernel, size, memory_format)
     out.backward(grad)
     expected.backward(grad)
     torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    assert xs[0].grad.is_contiguous(memory_format=memory_format)  # no layout mix backward
     torch.testing.assert_close(phase.weight.grad, plain.weight.grad)
 
 
@@ -30,3 +38,17 @@ def test_phase_conv_keeps_the_plain_path_where_other_phases_are_read():
     conv = PhaseConv2d(4, 4, 3, 1, 2, dilation=2, groups=4, bias=False)
     x = torch.randn(2, 4, 8, 8)
     torch.testing.assert_close(conv(x), nn.functional.conv2d(x, conv.weight, None, 1, 2, 2, 4))
+
+
+@pytest.mark.parametrize("name", CANDIDATE_OPS)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_an_op_on_a_shared_relu_equals_the_op_alone(name, stride):
+    torch.manual_seed(0)
+    op = make_op(name, 4, stride, affine=False)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    state = Activation(x)
+    shared = [run_op(op, state), run_op(op, state)]
+    alone = op(x)
+    assert all(torch.equal(out, alone) for out in shared)
+    if isinstance(op, ReLUFirst):
+        assert state.relu() is state.relu()  # computed once for both readers

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sswp.nas.ops import CANDIDATE_OPS, make_op
+from sswp.nas.ops import CANDIDATE_OPS, Activation, make_op, run_op
 
 GATE_MODES = ("two", "full_v2")
 
@@ -37,13 +37,16 @@ class MixedEdge(nn.Module):
         self.gates = gates.requires_grad_(True)
         return self.gates
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: Activation | None = None) -> torch.Tensor:
+        """The edge's output on `x`; `state` (x with its shared ReLU) when the cell has one."""
+        state = Activation(x) if state is None else state
         if self.gates is None:
-            return self.ops[self.active](x)
+            return run_op(self.ops[self.active], state)
         if self.mode == "two":
-            others = [self.ops[k](x).detach() for k in self.inactive]
+            others = [run_op(self.ops[k], state).detach() for k in self.inactive]
             paths = (self.active, *self.inactive)
-            return _BinaryGates.apply(self.gates, paths, self.ops[self.active](x), *others)
+            active = run_op(self.ops[self.active], state)
+            return _BinaryGates.apply(self.gates, paths, active, *others)
         return _AllGatesGradient.apply(x, self.gates, self)
 
 

@@ -36,13 +36,49 @@ SHORT_NAMES = {
 }
 
 
-class ReLUConvBN(nn.Sequential):
+class Activation:
+    """A tensor and its ReLU, computed at most once however many ops read it.
+
+    In the supernet one state feeds several edges and two cells' preprocessing, and
+    every op but skip and the pools starts with a ReLU of it: sharing that ReLU saves
+    a full-size pass forward and backward per extra reader.
+    """
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+        self._relu: torch.Tensor | None = None
+
+    def relu(self) -> torch.Tensor:
+        if self._relu is None:
+            self._relu = nn.functional.relu(self.x)
+        return self._relu
+
+
+class ReLUFirst(nn.Module):
+    """An op that starts with a ReLU: `body` is the rest, for callers that share the ReLU."""
+
+    def body(self, activated: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(nn.functional.relu(x))
+
+
+def run_op(op: nn.Module, state: Activation) -> torch.Tensor:
+    """`op(state.x)`, taking the ReLU of an op that starts with one from `state`."""
+    return op.body(state.relu()) if isinstance(op, ReLUFirst) else op(state.x)
+
+
+class ReLUConvBN(ReLUFirst, nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+    def body(self, activated: torch.Tensor) -> torch.Tensor:
+        return self[2](self[1](activated))
 
 
 class PhaseConv2d(nn.Conv2d):
@@ -59,9 +95,8 @@ class PhaseConv2d(nn.Conv2d):
         if not self._one_phase():
             return super().forward(x)
         half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
-        return nn.functional.conv2d(
-            x[:, :, ::step, ::step], self.weight, self.bias, 1, half, 1, self.groups
-        )
+        phase = _PhaseZero.apply(x, step)
+        return nn.functional.conv2d(phase, self.weight, self.bias, 1, half, 1, self.groups)
 
     def _one_phase(self) -> bool:
         sizes = zip(self.stride, self.dilation, self.padding, self.kernel_size, strict=True)
@@ -69,7 +104,35 @@ class PhaseConv2d(nn.Conv2d):
         return square and all(s == d > 1 and 2 * p == d * (k - 1) for s, d, p, k in sizes)
 
 
-class DilConv(nn.Sequential):
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return torch.contiguous_format
+    return torch.channels_last
+
+
+class _PhaseZero(torch.autograd.Function):
+    """`x[..., ::step, ::step]`, whose gradient keeps x's memory format.
+
+    Slicing's own backward scatters into a contiguous tensor; against a channels_last
+    input, the ReLU backward before it then mixes layouts and takes a slow path.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, step: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.shape, ctx.step, ctx.format = x.shape, step, _memory_format(x)
+        return x[:, :, ::step, ::step].contiguous(memory_format=ctx.format)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        step = ctx.step
+        grad = torch.empty(
+            ctx.shape, dtype=grad_out.dtype, device=grad_out.device, memory_format=ctx.format
+        ).zero_()
+        grad[:, :, ::step, ::step] = grad_out
+        return grad, None
+
+
+class DilConv(ReLUFirst, nn.Sequential):
     def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool):
         super().__init__(
             nn.ReLU(inplace=False),
@@ -78,13 +141,19 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c, affine=affine),
         )
 
+    def body(self, activated: torch.Tensor) -> torch.Tensor:
+        return self[3](self[2](self[1](activated)))
 
-class SepConv(nn.Sequential):
+
+class SepConv(ReLUFirst, nn.Sequential):
     def __init__(self, c: int, kernel: int, stride: int, padding: int, affine: bool):
         super().__init__(
             DilConv(c, kernel, stride, padding, 1, affine),
             DilConv(c, kernel, 1, padding, 1, affine),
         )
+
+    def body(self, activated: torch.Tensor) -> torch.Tensor:
+        return self[1](self[0].body(activated))
 
 
 class Identity(nn.Module):
@@ -92,7 +161,7 @@ class Identity(nn.Module):
         return x
 
 
-class FactorizedReduce(nn.Module):
+class FactorizedReduce(ReLUFirst):
     """Halve the resolution with two offset stride-2 1x1 convs (DARTS)."""
 
     def __init__(self, c_in: int, c_out: int, affine: bool):
@@ -105,7 +174,9 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+        return self.body(self.relu(x))
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
         # The zero pad never reaches a sampled position for even sizes and keeps odd sizes aligned.
         shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
