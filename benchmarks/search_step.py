@@ -2,16 +2,30 @@
 
     python benchmarks/search_step.py --layers 20 --channels 36 --batch 96 --device cuda
     python benchmarks/search_step.py --device cuda --compare   # fp32 vs AMP + channels_last
+    python benchmarks/search_step.py --batch 32 --baseline issue-10   # this tree vs a revision
 
 Both views count as images (a batch of 96 pairs is 192 images through the supernet).
+`--baseline REV` runs the same measurement on the `src` of git revision REV and on this
+tree, in alternating subprocesses, and prints the medians and their ratio: on a machine
+shared with other jobs, only such interleaved figures compare. `--clock cpu` counts the
+process's CPU time instead of wall time, which contention distorts less.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
 
 import torch
 
@@ -38,6 +52,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--compare", action="store_true", help="fp32 contiguous against bf16 + channels_last"
     )
+    parser.add_argument("--baseline", metavar="REV", help="git revision to compare this tree with")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations with --baseline")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -46,15 +64,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _seconds_per_step(step: Callable[[], object], count: int, warmup: int, device) -> float:
+def _seconds_per_step(
+    step: Callable[[], object], count: int, warmup: int, device, clock: Callable[[], float]
+) -> float:
     for _ in range(warmup):
         step()
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(count):
         step()
     _sync(device)
-    return (time.perf_counter() - start) / count
+    return (clock() - start) / count
 
 
 def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
@@ -74,10 +94,17 @@ def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
     views = (torch.randn(shape), torch.randn(shape))
     if hw.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(hw.device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     weight_s = _seconds_per_step(
-        lambda: stepper.weight_step(views, drop_skip=0.2), args.steps, args.warmup, hw.device
+        lambda: stepper.weight_step(views, drop_skip=0.2),
+        args.steps,
+        args.warmup,
+        hw.device,
+        clock,
     )
-    arch_s = _seconds_per_step(lambda: stepper.arch_step(views), args.steps, args.warmup, hw.device)
+    arch_s = _seconds_per_step(
+        lambda: stepper.arch_step(views), args.steps, args.warmup, hw.device, clock
+    )
     if hw.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(hw.device) / 2**20
     else:
@@ -92,16 +119,83 @@ def report(label: str, images: int, result: dict[str, float]) -> None:
     )
 
 
+def _source_of(rev: str, into: Path) -> Path:
+    """The `src` tree of git revision `rev`, unpacked under `into`."""
+    root = Path(__file__).resolve().parent.parent
+    blob = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", rev, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """The options of one measurement, for a subprocess."""
+    names = ("layers", "channels", "batch", "image_size", "gate_mode", "steps", "warmup")
+    argv = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in names]
+    argv += [f"--device={args.device}", f"--threads={args.threads}", f"--amp={args.amp}"]
+    argv += [f"--clock={args.clock}", *(["--no-channels-last"] if args.no_channels_last else [])]
+    return argv
+
+
+def _measure_in(src: Path, argv: list[str]) -> dict[str, float]:
+    """One measurement in a fresh process that imports `sswp` from `src`."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run(
+        [sys.executable, __file__, *argv, "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def compare_with(args: argparse.Namespace, argv: list[str], images: int) -> None:
+    """Alternate the baseline revision and this tree; report medians and their ratio."""
+    here = Path(__file__).resolve().parent.parent / "src"
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = {
+            f"baseline {args.baseline}": _source_of(args.baseline, Path(tmp)),
+            "this tree": here,
+        }
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label in sources}
+        for _ in range(args.rounds):
+            for label, src in sources.items():
+                runs[label].append(_measure_in(src, argv))
+    medians = {
+        label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()
+    }
+    for label, result in medians.items():
+        report(label, images, result)
+    base, new = medians.values()
+    weight, arch = (base[k] / new[k] for k in ("weight_s", "arch_s"))
+    print(
+        f"speed-up ({args.clock} clock, medians of {args.rounds} alternating runs): "
+        f"weight {weight:.2f}x, arch {arch:.2f}x"
+    )
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     images = 2 * args.batch
+    if args.json:
+        hw = Hardware(device, DistContext(), not args.no_channels_last, args.amp)
+        print(json.dumps(measure(args, hw)))
+        return
     print(
         f"search step: layers={args.layers} channels={args.channels} batch={args.batch} pairs "
         f"gate_mode={args.gate_mode} device={device.type} "
         f"(peak: {'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"
     )
+    if args.baseline:
+        compare_with(args, _child_argv(args), images)
+        return
     if args.compare:
         base = measure(args, Hardware(device, DistContext(), channels_last=False, amp="off"))
         fast = measure(args, Hardware(device, DistContext(), channels_last=True, amp="bf16"))
