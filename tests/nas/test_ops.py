@@ -7,6 +7,7 @@ from torch import nn
 from sswp.nas.ops import (
     CANDIDATE_OPS,
     Activation,
+    FactorizedReduce,
     PhaseConv2d,
     ReLUFirst,
     make_op,
@@ -52,3 +53,21 @@ def test_an_op_on_a_shared_relu_equals_the_op_alone(name, stride):
     assert all(torch.equal(out, alone) for out in shared)
     if isinstance(op, ReLUFirst):
         assert state.relu() is state.relu()  # computed once for both readers
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_factorized_reduce_on_phases_equals_the_padded_shift(memory_format):
+    torch.manual_seed(0)
+    reduce = FactorizedReduce(6, 8, affine=False)
+    x = torch.randn(3, 6, 8, 8).contiguous(memory_format=memory_format)
+    xs = [x.clone().requires_grad_(True) for _ in range(2)]
+    out = reduce(xs[0])
+    y = torch.relu(xs[1])
+    shifted = nn.functional.pad(y[:, :, 1:, 1:], (0, 1, 0, 1))
+    expected = reduce.bn(torch.cat([reduce.conv_1(y), reduce.conv_2(shifted)], dim=1))
+    torch.testing.assert_close(out, expected)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)
+    assert xs[0].grad.is_contiguous(memory_format=memory_format)

@@ -95,7 +95,7 @@ class PhaseConv2d(nn.Conv2d):
         if not self._one_phase():
             return super().forward(x)
         half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
-        phase = _PhaseZero.apply(x, step)
+        (phase,) = _Phases.apply(x, step, (0,))
         return nn.functional.conv2d(phase, self.weight, self.bias, 1, half, 1, self.groups)
 
     def _one_phase(self) -> bool:
@@ -110,26 +110,32 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last
 
 
-class _PhaseZero(torch.autograd.Function):
-    """`x[..., ::step, ::step]`, whose gradient keeps x's memory format.
+class _Phases(torch.autograd.Function):
+    """`x[..., o::step, o::step]` for each offset o, whose gradient keeps x's memory format.
 
     Slicing's own backward scatters into a contiguous tensor; against a channels_last
-    input, the ReLU backward before it then mixes layouts and takes a slow path.
+    input, the ReLU backward before it then mixes layouts and takes a slow path. All the
+    phases' gradients go into one zeroed tensor.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, step: int) -> torch.Tensor:  # type: ignore[override]
-        ctx.shape, ctx.step, ctx.format = x.shape, step, _memory_format(x)
-        return x[:, :, ::step, ::step].contiguous(memory_format=ctx.format)
+    def forward(ctx, x: torch.Tensor, step: int, offsets: tuple[int, ...]):  # type: ignore[override]
+        ctx.shape, ctx.step, ctx.offsets, ctx.format = x.shape, step, offsets, _memory_format(x)
+        return tuple(
+            x[:, :, o::step, o::step].contiguous(memory_format=ctx.format) for o in offsets
+        )
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, *grad_outs: torch.Tensor | None):  # type: ignore[override]
         step = ctx.step
+        like = next(g for g in grad_outs if g is not None)
         grad = torch.empty(
-            ctx.shape, dtype=grad_out.dtype, device=grad_out.device, memory_format=ctx.format
+            ctx.shape, dtype=like.dtype, device=like.device, memory_format=ctx.format
         ).zero_()
-        grad[:, :, ::step, ::step] = grad_out
-        return grad, None
+        for o, g in zip(ctx.offsets, grad_outs, strict=True):
+            if g is not None:
+                grad[:, :, o::step, o::step] = g
+        return grad, None, None
 
 
 class DilConv(ReLUFirst, nn.Sequential):
@@ -177,6 +183,15 @@ class FactorizedReduce(ReLUFirst):
         return self.body(self.relu(x))
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0:
+            # Even sizes: conv_1 reads the even phase, conv_2 the odd one (the pad is never
+            # read), so both run as stride-1 convs on the phases, one scatter backward.
+            even, odd = _Phases.apply(x, 2, (0, 1))
+            halves = [
+                nn.functional.conv2d(even, self.conv_1.weight),
+                nn.functional.conv2d(odd, self.conv_2.weight),
+            ]
+            return self.bn(torch.cat(halves, dim=1))
         # The zero pad never reaches a sampled position for even sizes and keeps odd sizes aligned.
         shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
