@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -158,9 +159,10 @@ def compare_with(args: argparse.Namespace, argv: list[str], images: int) -> None
     """Alternate the baseline revision and this tree; report medians and their ratio."""
     here = Path(__file__).resolve().parent.parent / "src"
     with tempfile.TemporaryDirectory() as tmp:
+        # A copy of this tree's src, so that edits during the run do not leak into it.
         sources = {
-            f"baseline {args.baseline}": _source_of(args.baseline, Path(tmp)),
-            "this tree": here,
+            f"baseline {args.baseline}": _source_of(args.baseline, Path(tmp) / "baseline"),
+            "this tree": Path(shutil.copytree(here, Path(tmp) / "this" / "src")),
         }
         runs: dict[str, list[dict[str, float]]] = {label: [] for label in sources}
         for _ in range(args.rounds):

@@ -10,6 +10,7 @@ from sswp.nas.ops import (
     FactorizedReduce,
     PhaseConv2d,
     ReLUFirst,
+    concat_channels,
     make_op,
     run_op,
 )
@@ -71,3 +72,18 @@ def test_factorized_reduce_on_phases_equals_the_padded_shift(memory_format):
     expected.backward(grad)
     torch.testing.assert_close(xs[0].grad, xs[1].grad)
     assert xs[0].grad.is_contiguous(memory_format=memory_format)
+
+
+def test_channel_concat_equals_cat_and_hands_gradients_back_in_each_inputs_format():
+    torch.manual_seed(0)
+    xs = [
+        torch.randn(2, c, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        for c in (3, 5)
+    ]
+    out = concat_channels(xs)
+    assert torch.equal(out, torch.cat(xs, dim=1))
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    for x, expected in zip(xs, grad.split([3, 5], dim=1), strict=True):
+        assert torch.equal(x.grad, expected)
+        assert x.grad.is_contiguous(memory_format=torch.channels_last)

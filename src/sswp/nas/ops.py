@@ -138,6 +138,32 @@ class _Phases(torch.autograd.Function):
         return grad, None, None
 
 
+class _ChannelConcat(torch.autograd.Function):
+    """`torch.cat(xs, dim=1)` whose gradients come in each input's memory format.
+
+    Cat's own backward hands out channel slices of the output gradient: strided in
+    channels_last, and batch norm's backward on such a gradient takes a slow path.
+    """
+
+    @staticmethod
+    def forward(ctx, *xs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.sizes = [x.shape[1] for x in xs]
+        ctx.formats = [_memory_format(x) for x in xs]
+        return torch.cat(xs, dim=1)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        parts = grad_out.split(ctx.sizes, dim=1)
+        return tuple(
+            g.contiguous(memory_format=fmt) for g, fmt in zip(parts, ctx.formats, strict=True)
+        )
+
+
+def concat_channels(xs: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate along channels, with gradients in the inputs' memory formats."""
+    return _ChannelConcat.apply(*xs)
+
+
 class DilConv(ReLUFirst, nn.Sequential):
     def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool):
         super().__init__(

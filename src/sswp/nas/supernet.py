@@ -29,6 +29,7 @@ from sswp.nas.ops import (
     Activation,
     FactorizedReduce,
     ReLUConvBN,
+    concat_channels,
     run_op,
 )
 
@@ -157,7 +158,7 @@ class SearchCell(nn.Module):
                 if self.enabled[edge_index(node, src)]
             ]
             states.append(Activation(sum(inputs[1:], inputs[0])))
-        return torch.cat([h.x for h in states[2:]], dim=1)
+        return concat_channels([h.x for h in states[2:]])
 
     def argmax_ops(self) -> list[int]:
         return self.alpha.detach().argmax(dim=1).tolist()
