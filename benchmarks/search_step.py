@@ -5,19 +5,17 @@
     python benchmarks/search_step.py --batch 32 --baseline issue-10   # this tree vs a revision
 
 Both views count as images (a batch of 96 pairs is 192 images through the supernet).
-`--baseline REV` runs the same measurement on the `src` of git revision REV and on this
-tree, in alternating subprocesses, and prints the medians and their ratio: on a machine
-shared with other jobs, only such interleaved figures compare. `--clock cpu` counts the
-process's CPU time instead of wall time, which contention distorts less.
+`--baseline REV` imports the `sswp` of git revision REV next to this tree's in the same
+process, alternates their steps `--rounds` times and prints the medians and their ratio:
+on a machine shared with other jobs, only such interleaved figures compare. `--clock cpu`
+counts the process's CPU time instead of wall time, which contention distorts less.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import importlib
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,14 +25,18 @@ import time
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from sswp.engine.distributed import DistContext
-from sswp.engine.objectives import SimCLRObjective
-from sswp.engine.runtime import Hardware
-from sswp.engine.search import SearchStepper
-from sswp.nas.supernet import SuperNet
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = (
+    "engine.distributed",
+    "engine.objectives",
+    "engine.runtime",
+    "engine.search",
+    "nas.supernet",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,8 +58,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare this tree with")
     parser.add_argument("--rounds", type=int, default=5, help="alternations with --baseline")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+def load_sswp(src: Path | None = None) -> SimpleNamespace:
+    """The modules the benchmark needs, imported from `src` (default: the usual `sswp`).
+
+    Earlier imports of `sswp` are dropped from `sys.modules` first, so that two versions
+    can be loaded one after the other and live side by side.
+    """
+    for name in [n for n in sys.modules if n == "sswp" or n.startswith("sswp.")]:
+        del sys.modules[name]
+    if src is not None:
+        sys.path.insert(0, str(src))
+    try:
+        mods = [importlib.import_module(f"sswp.{name}") for name in MODULES]
+    finally:
+        if src is not None:
+            sys.path.remove(str(src))
+    distributed, objectives, runtime, search, supernet = mods
+    return SimpleNamespace(
+        DistContext=distributed.DistContext,
+        SimCLRObjective=objectives.SimCLRObjective,
+        Hardware=runtime.Hardware,
+        SearchStepper=search.SearchStepper,
+        SuperNet=supernet.SuperNet,
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -66,10 +92,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _seconds_per_step(
-    step: Callable[[], object], count: int, warmup: int, device, clock: Callable[[], float]
+    step: Callable[[], object], count: int, device, clock: Callable[[], float]
 ) -> float:
-    for _ in range(warmup):
-        step()
     _sync(device)
     start = clock()
     for _ in range(count):
@@ -78,12 +102,16 @@ def _seconds_per_step(
     return (clock() - start) / count
 
 
-def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
-    """Seconds per weight step and per arch step, and peak memory in MiB."""
+def build_steps(
+    args: argparse.Namespace, sswp: SimpleNamespace, channels_last: bool, amp: str
+) -> tuple[Callable[[], object], Callable[[], object], torch.device]:
+    """A weight step and an arch step of a fresh supernet (seeded), and its device."""
+    device = torch.device(args.device)
+    hw = sswp.Hardware(device, sswp.DistContext(), channels_last=channels_last, amp=amp)
     torch.manual_seed(0)
-    net = hw.model(SuperNet(args.layers, args.channels, args.gate_mode))
-    objective = SimCLRObjective(net, hw, temperature=0.07)
-    stepper = SearchStepper(
+    net = hw.model(sswp.SuperNet(args.layers, args.channels, args.gate_mode))
+    objective = sswp.SimCLRObjective(net, hw, temperature=0.07)
+    stepper = sswp.SearchStepper(
         objective,
         torch.optim.SGD(objective.weight_parameters(), 0.025, momentum=0.9),
         torch.optim.Adam(net.alphas(), 1e-3, betas=(0.0, 0.999)),
@@ -93,24 +121,33 @@ def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
     )
     shape = (args.batch, 3, args.image_size, args.image_size)
     views = (torch.randn(shape), torch.randn(shape))
-    if hw.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(hw.device)
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    weight_s = _seconds_per_step(
+    return (
         lambda: stepper.weight_step(views, drop_skip=0.2),
-        args.steps,
-        args.warmup,
-        hw.device,
-        clock,
+        lambda: stepper.arch_step(views),
+        device,
     )
-    arch_s = _seconds_per_step(
-        lambda: stepper.arch_step(views), args.steps, args.warmup, hw.device, clock
-    )
-    if hw.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(hw.device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"weight_s": weight_s, "arch_s": arch_s, "peak_mib": peak}
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(
+    args: argparse.Namespace, sswp: SimpleNamespace, channels_last: bool, amp: str
+) -> dict[str, float]:
+    """Seconds per weight step and per arch step, and peak memory in MiB."""
+    weight, arch, device = build_steps(args, sswp, channels_last, amp)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    result = {}
+    for key, step in (("weight_s", weight), ("arch_s", arch)):
+        for _ in range(args.warmup):
+            step()
+        result[key] = _seconds_per_step(step, args.steps, device, clock)
+    return {**result, "peak_mib": _peak_mib(device)}
 
 
 def report(label: str, images: int, result: dict[str, float]) -> None:
@@ -122,9 +159,8 @@ def report(label: str, images: int, result: dict[str, float]) -> None:
 
 def _source_of(rev: str, into: Path) -> Path:
     """The `src` tree of git revision `rev`, unpacked under `into`."""
-    root = Path(__file__).resolve().parent.parent
     blob = subprocess.run(
-        ["git", "-C", str(root), "archive", "--format=tar", rev, "src"],
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "src"],
         check=True,
         capture_output=True,
     ).stdout
@@ -133,50 +169,44 @@ def _source_of(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def _child_argv(args: argparse.Namespace) -> list[str]:
-    """The options of one measurement, for a subprocess."""
-    names = ("layers", "channels", "batch", "image_size", "gate_mode", "steps", "warmup")
-    argv = [f"--{name.replace('_', '-')}={getattr(args, name)}" for name in names]
-    argv += [f"--device={args.device}", f"--threads={args.threads}", f"--amp={args.amp}"]
-    argv += [f"--clock={args.clock}", *(["--no-channels-last"] if args.no_channels_last else [])]
-    return argv
-
-
-def _measure_in(src: Path, argv: list[str]) -> dict[str, float]:
-    """One measurement in a fresh process that imports `sswp` from `src`."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run(
-        [sys.executable, __file__, *argv, "--json"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout
-    return json.loads(out.splitlines()[-1])
-
-
-def compare_with(args: argparse.Namespace, argv: list[str], images: int) -> None:
-    """Alternate the baseline revision and this tree; report medians and their ratio."""
-    here = Path(__file__).resolve().parent.parent / "src"
+def compare_with(args: argparse.Namespace, images: int) -> None:
+    """Alternate the steps of revision `args.baseline` and of this tree in one process."""
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    layout = (not args.no_channels_last, args.amp)
+    # The baseline's files stay on disk while it runs: it may import lazily.
     with tempfile.TemporaryDirectory() as tmp:
-        # A copy of this tree's src, so that edits during the run do not leak into it.
-        sources = {
-            f"baseline {args.baseline}": _source_of(args.baseline, Path(tmp) / "baseline"),
-            "this tree": Path(shutil.copytree(here, Path(tmp) / "this" / "src")),
+        baseline = load_sswp(_source_of(args.baseline, Path(tmp)))
+        versions = {
+            f"baseline {args.baseline}": build_steps(args, baseline, *layout),
+            "this tree": build_steps(args, load_sswp(), *layout),
         }
-        runs: dict[str, list[dict[str, float]]] = {label: [] for label in sources}
+        times: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.warmup):
+            for weight, arch, _ in versions.values():
+                weight()
+                arch()
         for _ in range(args.rounds):
-            for label, src in sources.items():
-                runs[label].append(_measure_in(src, argv))
+            for label, (*steps, device) in versions.items():
+                for k, step in enumerate(steps):
+                    seconds = _seconds_per_step(step, args.steps, device, clock)
+                    times.setdefault((label, k), []).append(seconds)
     medians = {
-        label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()
+        label: {
+            "weight_s": statistics.median(times[label, 0]),
+            "arch_s": statistics.median(times[label, 1]),
+        }
+        for label in versions
     }
     for label, result in medians.items():
-        report(label, images, result)
+        print(
+            f"{label:<28} weight {images / result['weight_s']:9.1f} img/s   "
+            f"arch {images / result['arch_s']:9.1f} img/s"
+        )
     base, new = medians.values()
     weight, arch = (base[k] / new[k] for k in ("weight_s", "arch_s"))
     print(
-        f"speed-up ({args.clock} clock, medians of {args.rounds} alternating runs): "
+        f"speed-up ({args.clock} clock, medians of {args.rounds} alternations of "
+        f"{args.steps} steps, peak {_peak_mib(torch.device(args.device)):.0f} MiB for both): "
         f"weight {weight:.2f}x, arch {arch:.2f}x"
     )
 
@@ -186,21 +216,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     images = 2 * args.batch
-    if args.json:
-        hw = Hardware(device, DistContext(), not args.no_channels_last, args.amp)
-        print(json.dumps(measure(args, hw)))
-        return
     print(
         f"search step: layers={args.layers} channels={args.channels} batch={args.batch} pairs "
-        f"gate_mode={args.gate_mode} device={device.type} "
+        f"gate_mode={args.gate_mode} device={device.type} threads={args.threads} "
         f"(peak: {'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"
     )
     if args.baseline:
-        compare_with(args, _child_argv(args), images)
+        compare_with(args, images)
         return
+    sswp = load_sswp()
     if args.compare:
-        base = measure(args, Hardware(device, DistContext(), channels_last=False, amp="off"))
-        fast = measure(args, Hardware(device, DistContext(), channels_last=True, amp="bf16"))
+        base = measure(args, sswp, channels_last=False, amp="off")
+        fast = measure(args, sswp, channels_last=True, amp="bf16")
         report("fp32, contiguous", images, base)
         report("bf16 AMP + channels_last", images, fast)
         print(
@@ -208,8 +235,9 @@ def main() -> None:
             f"arch {base['arch_s'] / fast['arch_s']:.2f}x"
         )
         return
-    hw = Hardware(device, DistContext(), channels_last=not args.no_channels_last, amp=args.amp)
-    report(f"amp={args.amp} channels_last={hw.channels_last}", images, measure(args, hw))
+    channels_last = not args.no_channels_last
+    result = measure(args, sswp, channels_last, args.amp)
+    report(f"amp={args.amp} channels_last={channels_last}", images, result)
 
 
 if __name__ == "__main__":
