@@ -7,6 +7,7 @@ from torch import nn
 from sswp.nas.ops import (
     CANDIDATE_OPS,
     Activation,
+    BatchNorm2d,
     FactorizedReduce,
     PhaseConv2d,
     ReLUFirst,
@@ -87,3 +88,32 @@ def test_channel_concat_equals_cat_and_hands_gradients_back_in_each_inputs_forma
     for x, expected in zip(xs, grad.split([3, 5], dim=1), strict=True):
         assert torch.equal(x.grad, expected)
         assert x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_few_channel_batch_norm_equals_torchs_and_keeps_channels_last(affine, momentum):
+    torch.manual_seed(0)
+    ours = BatchNorm2d(8, affine=affine, momentum=momentum)
+    plain = nn.BatchNorm2d(8, affine=affine, momentum=momentum)
+    if affine:
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 1.5)
+            ours.bias.uniform_(-1, 1)
+    plain.load_state_dict(ours.state_dict())
+    for _ in range(2):  # twice: the running statistics and the batch count move alike
+        x = torch.randn(4, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+        xs = [x.clone().requires_grad_(True) for _ in range(2)]
+        out, expected = ours(xs[0]), plain(xs[1])
+        torch.testing.assert_close(out, expected)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        expected.backward(grad)
+        torch.testing.assert_close(xs[0].grad, xs[1].grad)
+        assert xs[0].grad.is_contiguous(memory_format=torch.channels_last)
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)
+    if affine:
+        torch.testing.assert_close(ours.weight.grad, plain.weight.grad)
+        torch.testing.assert_close(ours.bias.grad, plain.bias.grad)
