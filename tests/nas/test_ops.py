@@ -117,3 +117,14 @@ def test_few_channel_batch_norm_equals_torchs_and_keeps_channels_last(affine, mo
     if affine:
         torch.testing.assert_close(ours.weight.grad, plain.weight.grad)
         torch.testing.assert_close(ours.bias.grad, plain.bias.grad)
+
+
+def test_a_shared_relu_first_taken_without_grad_is_retaken_with_it():
+    x = torch.randn(2, 4, 3, 3, requires_grad=True)
+    state = Activation(x)
+    with torch.no_grad():
+        assert not state.relu().requires_grad
+    out = state.relu()
+    assert out.requires_grad
+    out.sum().backward()
+    assert torch.equal(x.grad, (x > 0).float())

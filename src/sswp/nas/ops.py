@@ -49,7 +49,10 @@ class Activation:
         self._relu: torch.Tensor | None = None
 
     def relu(self) -> torch.Tensor:
-        if self._relu is None:
+        stale = self._relu is None or (
+            torch.is_grad_enabled() and self.x.requires_grad and not self._relu.requires_grad
+        )
+        if stale:  # (a ReLU first taken under no_grad has no graph for a later reader)
             self._relu = nn.functional.relu(self.x)
         return self._relu
 
