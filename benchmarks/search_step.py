@@ -2,24 +2,41 @@
 
     python benchmarks/search_step.py --layers 20 --channels 36 --batch 96 --device cuda
     python benchmarks/search_step.py --device cuda --compare   # fp32 vs AMP + channels_last
+    python benchmarks/search_step.py --batch 32 --baseline issue-10   # this tree vs a revision
 
 Both views count as images (a batch of 96 pairs is 192 images through the supernet).
+`--baseline REV` imports the `sswp` of git revision REV next to this tree's in the same
+process, alternates their steps `--rounds` times and prints the medians and their ratio:
+on a machine shared with other jobs, only such interleaved figures compare. `--clock cpu`
+counts the process's CPU time instead of wall time, which contention distorts less.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import resource
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from sswp.engine.distributed import DistContext
-from sswp.engine.objectives import SimCLRObjective
-from sswp.engine.runtime import Hardware
-from sswp.engine.search import SearchStepper
-from sswp.nas.supernet import SuperNet
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = (
+    "engine.distributed",
+    "engine.objectives",
+    "engine.runtime",
+    "engine.search",
+    "nas.supernet",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,7 +55,35 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--compare", action="store_true", help="fp32 contiguous against bf16 + channels_last"
     )
+    parser.add_argument("--baseline", metavar="REV", help="git revision to compare this tree with")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations with --baseline")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     return parser.parse_args()
+
+
+def load_sswp(src: Path | None = None) -> SimpleNamespace:
+    """The modules the benchmark needs, imported from `src` (default: the usual `sswp`).
+
+    Earlier imports of `sswp` are dropped from `sys.modules` first, so that two versions
+    can be loaded one after the other and live side by side.
+    """
+    for name in [n for n in sys.modules if n == "sswp" or n.startswith("sswp.")]:
+        del sys.modules[name]
+    if src is not None:
+        sys.path.insert(0, str(src))
+    try:
+        mods = [importlib.import_module(f"sswp.{name}") for name in MODULES]
+    finally:
+        if src is not None:
+            sys.path.remove(str(src))
+    distributed, objectives, runtime, search, supernet = mods
+    return SimpleNamespace(
+        DistContext=distributed.DistContext,
+        SimCLRObjective=objectives.SimCLRObjective,
+        Hardware=runtime.Hardware,
+        SearchStepper=search.SearchStepper,
+        SuperNet=supernet.SuperNet,
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -46,23 +91,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _seconds_per_step(step: Callable[[], object], count: int, warmup: int, device) -> float:
-    for _ in range(warmup):
-        step()
+def _seconds_per_step(
+    step: Callable[[], object], count: int, device, clock: Callable[[], float]
+) -> float:
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(count):
         step()
     _sync(device)
-    return (time.perf_counter() - start) / count
+    return (clock() - start) / count
 
 
-def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
-    """Seconds per weight step and per arch step, and peak memory in MiB."""
+def build_steps(
+    args: argparse.Namespace, sswp: SimpleNamespace, channels_last: bool, amp: str
+) -> tuple[Callable[[], object], Callable[[], object], torch.device]:
+    """A weight step and an arch step of a fresh supernet (seeded), and its device."""
+    device = torch.device(args.device)
+    hw = sswp.Hardware(device, sswp.DistContext(), channels_last=channels_last, amp=amp)
     torch.manual_seed(0)
-    net = hw.model(SuperNet(args.layers, args.channels, args.gate_mode))
-    objective = SimCLRObjective(net, hw, temperature=0.07)
-    stepper = SearchStepper(
+    net = hw.model(sswp.SuperNet(args.layers, args.channels, args.gate_mode))
+    objective = sswp.SimCLRObjective(net, hw, temperature=0.07)
+    stepper = sswp.SearchStepper(
         objective,
         torch.optim.SGD(objective.weight_parameters(), 0.025, momentum=0.9),
         torch.optim.Adam(net.alphas(), 1e-3, betas=(0.0, 0.999)),
@@ -72,23 +121,93 @@ def measure(args: argparse.Namespace, hw: Hardware) -> dict[str, float]:
     )
     shape = (args.batch, 3, args.image_size, args.image_size)
     views = (torch.randn(shape), torch.randn(shape))
-    if hw.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(hw.device)
-    weight_s = _seconds_per_step(
-        lambda: stepper.weight_step(views, drop_skip=0.2), args.steps, args.warmup, hw.device
+    return (
+        lambda: stepper.weight_step(views, drop_skip=0.2),
+        lambda: stepper.arch_step(views),
+        device,
     )
-    arch_s = _seconds_per_step(lambda: stepper.arch_step(views), args.steps, args.warmup, hw.device)
-    if hw.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(hw.device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"weight_s": weight_s, "arch_s": arch_s, "peak_mib": peak}
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(
+    args: argparse.Namespace, sswp: SimpleNamespace, channels_last: bool, amp: str
+) -> dict[str, float]:
+    """Seconds per weight step and per arch step, and peak memory in MiB."""
+    weight, arch, device = build_steps(args, sswp, channels_last, amp)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    result = {}
+    for key, step in (("weight_s", weight), ("arch_s", arch)):
+        for _ in range(args.warmup):
+            step()
+        result[key] = _seconds_per_step(step, args.steps, device, clock)
+    return {**result, "peak_mib": _peak_mib(device)}
 
 
 def report(label: str, images: int, result: dict[str, float]) -> None:
     print(
         f"{label:<28} weight {images / result['weight_s']:9.1f} img/s   "
         f"arch {images / result['arch_s']:9.1f} img/s   peak {result['peak_mib']:8.0f} MiB"
+    )
+
+
+def _source_of(rev: str, into: Path) -> Path:
+    """The `src` tree of git revision `rev`, unpacked under `into`."""
+    blob = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def compare_with(args: argparse.Namespace, images: int) -> None:
+    """Alternate the steps of revision `args.baseline` and of this tree in one process."""
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    layout = (not args.no_channels_last, args.amp)
+    # The baseline's files stay on disk while it runs: it may import lazily.
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = load_sswp(_source_of(args.baseline, Path(tmp)))
+        versions = {
+            f"baseline {args.baseline}": build_steps(args, baseline, *layout),
+            "this tree": build_steps(args, load_sswp(), *layout),
+        }
+        times: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.warmup):
+            for weight, arch, _ in versions.values():
+                weight()
+                arch()
+        for _ in range(args.rounds):
+            for label, (*steps, device) in versions.items():
+                for k, step in enumerate(steps):
+                    seconds = _seconds_per_step(step, args.steps, device, clock)
+                    times.setdefault((label, k), []).append(seconds)
+    medians = {
+        label: {
+            "weight_s": statistics.median(times[label, 0]),
+            "arch_s": statistics.median(times[label, 1]),
+        }
+        for label in versions
+    }
+    for label, result in medians.items():
+        print(
+            f"{label:<28} weight {images / result['weight_s']:9.1f} img/s   "
+            f"arch {images / result['arch_s']:9.1f} img/s"
+        )
+    base, new = medians.values()
+    weight, arch = (base[k] / new[k] for k in ("weight_s", "arch_s"))
+    print(
+        f"speed-up ({args.clock} clock, medians of {args.rounds} alternations of "
+        f"{args.steps} steps, peak {_peak_mib(torch.device(args.device)):.0f} MiB for both): "
+        f"weight {weight:.2f}x, arch {arch:.2f}x"
     )
 
 
@@ -99,12 +218,16 @@ def main() -> None:
     images = 2 * args.batch
     print(
         f"search step: layers={args.layers} channels={args.channels} batch={args.batch} pairs "
-        f"gate_mode={args.gate_mode} device={device.type} "
+        f"gate_mode={args.gate_mode} device={device.type} threads={args.threads} "
         f"(peak: {'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"
     )
+    if args.baseline:
+        compare_with(args, images)
+        return
+    sswp = load_sswp()
     if args.compare:
-        base = measure(args, Hardware(device, DistContext(), channels_last=False, amp="off"))
-        fast = measure(args, Hardware(device, DistContext(), channels_last=True, amp="bf16"))
+        base = measure(args, sswp, channels_last=False, amp="off")
+        fast = measure(args, sswp, channels_last=True, amp="bf16")
         report("fp32, contiguous", images, base)
         report("bf16 AMP + channels_last", images, fast)
         print(
@@ -112,8 +235,9 @@ def main() -> None:
             f"arch {base['arch_s'] / fast['arch_s']:.2f}x"
         )
         return
-    hw = Hardware(device, DistContext(), channels_last=not args.no_channels_last, amp=args.amp)
-    report(f"amp={args.amp} channels_last={hw.channels_last}", images, measure(args, hw))
+    channels_last = not args.no_channels_last
+    result = measure(args, sswp, channels_last, args.amp)
+    report(f"amp={args.amp} channels_last={channels_last}", images, result)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ from sswp.nas.ops import (
     NON_PARAMETRIC,
     POOL_INDICES,
     SKIP_INDEX,
+    Activation,
     FactorizedReduce,
     ReLUConvBN,
+    concat_channels,
+    run_op,
 )
 
 STEM_MULTIPLIER = 3
@@ -139,15 +142,23 @@ class SearchCell(nn.Module):
         self.enabled = [True] * EDGES_PER_CELL
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        first = Activation(s0)
+        return self.run(first, first if s1 is s0 else Activation(s1))
+
+    def run(self, s0: Activation, s1: Activation) -> torch.Tensor:
+        """The cell on its inputs, each state's ReLU shared by all the ops that read it."""
+        states = [
+            Activation(run_op(self.preprocess0, s0)),
+            Activation(run_op(self.preprocess1, s1)),
+        ]
         for node in range(STEPS):
             inputs = [
-                self.edges[edge_index(node, src)](h)
+                self.edges[edge_index(node, src)](h.x, h)
                 for src, h in enumerate(states)
                 if self.enabled[edge_index(node, src)]
             ]
-            states.append(sum(inputs[1:], inputs[0]))
-        return torch.cat(states[2:], dim=1)
+            states.append(Activation(sum(inputs[1:], inputs[0])))
+        return concat_channels([h.x for h in states[2:]])
 
     def argmax_ops(self) -> list[int]:
         return self.alpha.detach().argmax(dim=1).tolist()
@@ -195,9 +206,12 @@ class SuperNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         s0, s1 = self.stem(x)
+        # A cell's output is read by the next two cells: one shared ReLU serves both.
+        a0 = Activation(s0)
+        a1 = a0 if s1 is s0 else Activation(s1)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
-        return self.pool(s1).flatten(1)
+            a0, a1 = a1, Activation(cell.run(a0, a1))
+        return self.pool(a1.x).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
