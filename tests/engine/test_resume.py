@@ -71,7 +71,7 @@ def _outputs(root: Path, stage: str) -> dict:
 def reference(tmp_path_factory, tiny_config):
     """An uninterrupted prepare + search + finetune on the tiny config."""
     root = tmp_path_factory.mktemp("reference")
-    config = dict(tiny_config, finetune={**tiny_config["finetune"], "epochs": 4})
+    config = dict(tiny_config, finetune={**tiny_config["finetune"], "epochs": 12})
     (root / "params.yaml").write_text(yaml.safe_dump(config))
     for args in (["prepare"], ["search"], FINETUNE):
         proc = _sswp(root, *args)
