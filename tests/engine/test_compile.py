@@ -24,22 +24,6 @@ from sswp.models.child import ChildNetwork
 from sswp.nas.reference import reference_genotype
 
 
-class OneBatch:
-    """A loader of one fixed batch, with the epoch hook the loop calls."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.batch = (images, labels)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self):
-        yield self.batch
-
-
 class NullLogger:
     def log_epoch(self, epoch, metrics):
         pass
@@ -50,24 +34,28 @@ def _child() -> ChildNetwork:
     return ChildNetwork(reference_genotype("pdarts", 3), 2, 3, auxiliary=True)
 
 
-def _loop(model: ChildNetwork, params: Params, compile_mode: str, epochs: int) -> SupervisedLoop:
+def _loop(
+    model: ChildNetwork, params: Params, compile_mode: str, epochs: int, one_batch
+) -> SupervisedLoop:
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(8, 3, 8, 8, generator=generator)
     labels = torch.randint(0, 3, (8,), generator=generator)
     hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False, compile=compile_mode)
     sp = dataclasses.replace(params.train, epochs=epochs, warmup_epochs=0, lr=0.1)
     runtime = dataclasses.replace(params.runtime, progress="never")
-    batch = OneBatch(images, labels)
+    batch = one_batch(images, labels)
     return SupervisedLoop(model, batch, batch, sp, runtime, hw, "compile")
 
 
-def test_compiled_child_trains_like_eager_and_resumes_exactly(tiny_params, tmp_path, monkeypatch):
+def test_compiled_child_trains_like_eager_and_resumes_exactly(
+    tiny_params, tmp_path, monkeypatch, one_batch
+):
     monkeypatch.chdir(tmp_path)
     eager_model, compiled_model = _child(), _child()
-    eager = _loop(eager_model, tiny_params, "off", 2).run(
+    eager = _loop(eager_model, tiny_params, "off", 2, one_batch).run(
         NullLogger(), Checkpointer("eager", {}), StopFlag()
     )
-    compiled_loop = _loop(compiled_model, tiny_params, "default", 2)
+    compiled_loop = _loop(compiled_model, tiny_params, "default", 2, one_batch)
     assert compiled_loop.forward_module is not compiled_model  # it is compiled
     compiled = compiled_loop.run(NullLogger(), Checkpointer("whole", {}), StopFlag())
     assert compiled["test_loss"] == pytest.approx(eager["test_loss"], rel=1e-4)
@@ -76,7 +64,7 @@ def test_compiled_child_trains_like_eager_and_resumes_exactly(tiny_params, tmp_p
         torch.testing.assert_close(compiled_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
 
     # One epoch, a checkpoint, then a fresh process-like start that resumes the second.
-    first = _loop(_child(), tiny_params, "default", 2)
+    first = _loop(_child(), tiny_params, "default", 2, one_batch)
     checkpointer = Checkpointer("resumed", {})
     first.history.append(first.train_epoch(0, StopFlag(), checkpointer, None))
     checkpointer.save(first.state_dict(1, 0))
@@ -86,7 +74,9 @@ def test_compiled_child_trains_like_eager_and_resumes_exactly(tiny_params, tmp_p
     with torch.no_grad():
         for p in resumed_model.parameters():
             p.add_(1.0)  # the checkpoint, not the init, decides
-    _loop(resumed_model, tiny_params, "default", 2).run(NullLogger(), checkpointer, StopFlag())
+    _loop(resumed_model, tiny_params, "default", 2, one_batch).run(
+        NullLogger(), checkpointer, StopFlag()
+    )
     resumed_state = resumed_model.state_dict()
     for name, value in compiled_state.items():
         assert torch.equal(resumed_state[name], value), name
@@ -107,14 +97,16 @@ def test_drop_path_ramp_does_not_recompile():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_max_autotune_trains_with_cuda_graphs_like_eager(tiny_params, tmp_path, monkeypatch):
+def test_max_autotune_trains_with_cuda_graphs_like_eager(
+    tiny_params, tmp_path, monkeypatch, one_batch
+):
     """On a GPU, max-autotune captures the static-shaped steps in CUDA graphs. TF32 and
     autotuned kernels change the sums, so the tolerance is wider than on CPU."""
     monkeypatch.chdir(tmp_path)
     states = {}
     for mode in ("off", "max-autotune"):
         model = _child().cuda()
-        loop = _loop(model, tiny_params, mode, 2)
+        loop = _loop(model, tiny_params, mode, 2, one_batch)
         loop.hw = dataclasses.replace(loop.hw, device=torch.device("cuda"))
         loop.train_loader.batch = tuple(t.cuda() for t in loop.train_loader.batch)
         counters.clear()

@@ -61,23 +61,7 @@ def test_training_loss_smooths_main_and_auxiliary_heads(sp):
     assert smoothed_ce(logits, labels, eps) != pytest.approx(smoothed_ce(logits, labels, 0.0))
 
 
-class OneBatch:
-    """A loader of one fixed batch, with the epoch hook the loop calls."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.batch = (images, labels)
-
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self):
-        yield self.batch
-
-
-def test_loop_trains_on_the_smoothed_loss_and_tests_on_plain_cross_entropy(sp):
+def test_loop_trains_on_the_smoothed_loss_and_tests_on_plain_cross_entropy(sp, one_batch):
     torch.manual_seed(0)
     params = load_params(IMAGENET_PARAMS)
     runtime = dataclasses.replace(params.runtime, progress="never")
@@ -92,7 +76,7 @@ def test_loop_trains_on_the_smoothed_loss_and_tests_on_plain_cross_entropy(sp):
     with torch.no_grad():
         logits, aux = before(train[0])
     hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False)
-    loop = SupervisedLoop(model, OneBatch(*train), OneBatch(*test), sp, runtime, hw, "smooth")
+    loop = SupervisedLoop(model, one_batch(*train), one_batch(*test), sp, runtime, hw, "smooth")
     metrics = loop.train_epoch(0, StopFlag(), Checkpointer("smooth", {}), None)
 
     assert aux is not None
@@ -109,7 +93,9 @@ class _NullLogger:
         pass
 
 
-def test_run_reports_the_final_and_the_best_test_accuracy_over_epochs(sp, tmp_path, monkeypatch):
+def test_run_reports_the_final_and_the_best_test_accuracy_over_epochs(
+    sp, tmp_path, monkeypatch, one_batch
+):
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     params = load_params(IMAGENET_PARAMS)
@@ -120,7 +106,7 @@ def test_run_reports_the_final_and_the_best_test_accuracy_over_epochs(sp, tmp_pa
     train = (torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2]))
     test = (torch.randn(6, 3, 32, 32), torch.tensor([2, 1, 0, 1, 0, 2]))
     hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False)
-    loop = SupervisedLoop(model, OneBatch(*train), OneBatch(*test), sp, runtime, hw, "best")
+    loop = SupervisedLoop(model, one_batch(*train), one_batch(*test), sp, runtime, hw, "best")
     metrics = loop.run(_NullLogger(), Checkpointer("best", {}), StopFlag())
     accs = [epoch["test_acc"] for epoch in loop.history]
     assert len(accs) == 4

@@ -20,6 +20,12 @@ INSTALL_HINT = (
 )
 
 
+def loader_threads(dali: bool, workers: int) -> int:
+    """The loader's threads: `workers` torchvision processes, or DALI threads, at least one
+    (DALI has no main-thread mode). They count in runtime.threads (engine.runtime)."""
+    return max(workers, 1) if dali else workers
+
+
 @dataclass(frozen=True)
 class Backend:
     """`dali` False means torchvision; `device_id` is the CUDA device of a DALI GPU pipeline."""

@@ -24,11 +24,6 @@ PREFETCH = 2
 _SEED_RANGE = 2**31
 
 
-def default_threads(workers: int) -> int:
-    """DALI threads: `workers`, at least one; they count in runtime.threads (engine.runtime)."""
-    return max(workers, 1)
-
-
 class DaliLoader(EpochLoader):
     """Batches of `images[indices]` as torch tensors on `device` (the GPU for GPU pipelines)."""
 

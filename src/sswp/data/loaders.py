@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 import torch
 
-from sswp.data.backend import choose_backend
+from sswp.data.backend import choose_backend, loader_threads
 from sswp.data.sampling import EpochPlan
 from sswp.data.torch_loader import ImageSet, TorchLoader
 from sswp.data.transforms import DEFAULT_AUGMENT, Augment, view_for
@@ -94,11 +94,13 @@ def make_loader(
     indices = np.asarray(indices)
     backend = choose_backend(loader, device)
     if backend.dali:
-        from sswp.data.dali_loader import DaliLoader, default_threads
+        from sswp.data.dali_loader import DaliLoader
         from sswp.data.dali_pipelines import ViewSpec
 
         spec = ViewSpec.of(kind, size, mean, std, cutout, files, augment)
-        return DaliLoader(images, labels, indices, spec, plan, backend, default_threads(workers))
+        return DaliLoader(
+            images, labels, indices, spec, plan, backend, loader_threads(True, workers)
+        )
     transform = view_for(kind, files, size, mean, std, cutout, augment)
     dataset = ImageSet(images, labels, indices, transform, two_views=kind == "simclr")
     return TorchLoader(dataset, plan, workers)

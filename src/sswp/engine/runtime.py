@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sswp.config import DataParams, RuntimeParams
-from sswp.data.backend import choose_backend
+from sswp.data.backend import choose_backend, loader_threads
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
 from sswp.paths import LIVE_DIR, LOG_DIR
@@ -121,11 +121,9 @@ def seed_everything(seed: int) -> None:
 
 def compute_threads(runtime: RuntimeParams, data: DataParams | None, dali: bool) -> int:
     """torch's threads: `runtime.threads` less the loader's, so that the stage never uses
-    more cores than its job reserves. The loader's are data.workers: torchvision worker
-    processes (one thread each), or DALI threads (at least one: DALI has no main-thread mode).
-    """
+    more cores than its job reserves."""
     workers = data.workers if data is not None else 0
-    loader = max(workers, 1) if dali else workers
+    loader = loader_threads(dali, workers)
     if runtime.threads - loader < 1:
         raise SswpError(
             f"runtime.threads = {runtime.threads} leaves no thread for the network beside the "

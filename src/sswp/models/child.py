@@ -142,6 +142,8 @@ class ChildNetwork(nn.Module):
         # The keep probability is a tensor, not a float attribute: a compiled network then
         # reads the value drop_path_prob ramps to each epoch instead of recompiling for it.
         self.register_buffer("drop_keep", torch.ones(()), persistent=False)
+        # A bool beside the float: the compiler guards on what forward reads, and a bool
+        # changes once, where a test of the float would recompile at every new value.
         self.drop_path_active, self._drop_path_prob = False, 0.0
         self.stem = make_stem(stem, channels, affine=True)
         plan = cell_channels(genotype.layers, channels, stem)

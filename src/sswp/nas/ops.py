@@ -148,18 +148,19 @@ class PhaseConv2d(nn.Conv2d):
     and runs far faster on CPU, where the dilated strided backward is a slow path.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        step = self.stride[0]
-        if not self._one_phase():
-            return super().forward(x)
-        half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
-        (phase,) = _Phases.apply(x, step, (0,))
-        return nn.functional.conv2d(phase, self.weight, self.bias, 1, half, 1, self.groups)
-
-    def _one_phase(self) -> bool:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         sizes = zip(self.stride, self.dilation, self.padding, self.kernel_size, strict=True)
         square = self.stride[0] == self.stride[1] and self.padding_mode == "zeros"
-        return square and all(s == d > 1 and 2 * p == d * (k - 1) for s, d, p, k in sizes)
+        # Decided once: the shape of the conv never changes, and forward is a hot path.
+        self.one_phase = square and all(s == d > 1 and 2 * p == d * (k - 1) for s, d, p, k in sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.one_phase:
+            return super().forward(x)
+        half = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        (phase,) = _Phases.apply(x, self.stride[0], (0,))
+        return nn.functional.conv2d(phase, self.weight, self.bias, 1, half, 1, self.groups)
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
