@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sswp import yaml12
 from sswp.errors import SswpError
 from sswp.paths import RESULTS_DIR
 
@@ -47,7 +48,7 @@ def _read(path: Path, parse: Any, kind: str) -> dict[str, Any]:
 def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """One side's params and metrics, from a results/ folder or the run folder holding it."""
     folder = results_folder(path)
-    params = _read(folder / PARAMS_FILE, yaml.safe_load, "YAML")
+    params = _read(folder / PARAMS_FILE, yaml12.load, "YAML")
     metrics = _read(folder / METRICS_FILE, json.loads, "JSON")
     return params, metrics
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sswp import yaml12
 from sswp.errors import SswpError
 
 if TYPE_CHECKING:
@@ -304,7 +305,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             f"params file {path} not found; run from the repository root or pass --params"
         )
     try:
-        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+        raw = yaml12.load(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise SswpError(
             f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "

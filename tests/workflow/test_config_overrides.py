@@ -8,8 +8,20 @@ import sys
 from pathlib import Path
 
 import yaml
+from dvc.utils.serialize import modify_yaml
 
 BIN = Path(sys.executable).parent
+
+
+def _dry_run(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["snakemake", "-n", "--cores", "1", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_nested_keys_and_lists_reach_the_stages_typed(tmp_path, tiny_config, repo_copy):
@@ -19,14 +31,7 @@ def test_nested_keys_and_lists_reach_the_stages_typed(tmp_path, tiny_config, rep
         "seeds=[0, 1]",
         'runtime={"compile": "off", "amp": "off"}',  # "off" stays a word, not YAML 1.1's false
     ]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        ["snakemake", "-n", "--cores", "1", "--config", *overrides],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = _dry_run(root, "--config", *overrides)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     resolved = yaml.safe_load((root / ".snakemake/sswp/params.yaml").read_text())
     assert resolved["search"]["epochs"] == 12 and resolved["search"]["weight_lr"] == 0.001
@@ -35,3 +40,17 @@ def test_nested_keys_and_lists_reach_the_stages_typed(tmp_path, tiny_config, rep
     assert resolved["seeds"] == [0, 1]
     assert resolved["runtime"]["compile"] == resolved["runtime"]["amp"] == "off"
     assert "artifacts/search/seed-1" in proc.stdout
+
+
+def test_params_rewritten_by_dvc_exp_run_are_read_as_written(tmp_path, tiny_config, repo_copy):
+    """`dvc exp run -S` writes YAML 1.2: `compile: off` unquoted and small floats as 1e-05."""
+    root = repo_copy(tmp_path, tiny_config)
+    with modify_yaml(root / "params.yaml") as data:
+        data["search"]["weight_decay"] = 1e-5
+    text = (root / "params.yaml").read_text()
+    assert "compile: off" in text and "weight_decay: 1e-05" in text, text
+    proc = _dry_run(root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resolved = yaml.safe_load((root / ".snakemake/sswp/params.yaml").read_text())
+    assert resolved["runtime"]["compile"] == "off"
+    assert resolved["search"]["weight_decay"] == 1e-5

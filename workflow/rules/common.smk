@@ -1,6 +1,5 @@
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +9,8 @@ from snakemake.utils import update_config, validate
 
 # The checkout's provenance module (plain Python): the params digests its records hold.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from sswp import yaml12  # noqa: E402
 from sswp.provenance import RECORD_FILE, params_digest  # noqa: E402
-
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-# YAML 1.1 booleans that are words: "off" is a value of runtime.amp and runtime.compile, and a
-# --configfile's strings pass through here too, so these stay strings (as in YAML 1.2).
-_WORD_BOOL = re.compile(r"(?i)y|n|yes|no|on|off")
 
 
 def _typed(value):
@@ -24,14 +19,22 @@ def _typed(value):
         return {key: _typed(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_typed(item) for item in value]
-    if not isinstance(value, str) or not value or _WORD_BOOL.fullmatch(value):
+    if not isinstance(value, str) or not value:
         return value
-    if _FLOAT.fullmatch(value):  # YAML 1.1 reads 1e-3 as a string
-        return float(value)
-    return yaml.safe_load(value)
+    return yaml12.load(value)
 
 
-update_config(config, _typed(workflow.config_settings.overwrite_config))
+# Snakemake reads config files as YAML 1.1, where `off` is false and 1e-05 a string, but
+# `dvc exp run -S` writes params.yaml as YAML 1.2. So the config is read again, as YAML 1.2,
+# in Snakemake's order: the workflow's params.yaml, each --configfile, then --config.
+_settings = workflow.config_settings
+_files = [*_settings.configfiles]
+if not _settings.replace_workflow_config and Path("params.yaml").exists():
+    _files.insert(0, Path("params.yaml"))
+config.clear()
+for _file in _files:
+    update_config(config, yaml12.load_file(_file))
+update_config(config, _typed(dict(_settings.config)))
 validate(config, "../schemas/params.schema.yaml")
 
 DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]

@@ -81,6 +81,7 @@ def tracked_params(params: Params, stage: str) -> dict[str, Any]:
 _COMMON_CODE = (
     "cli.py",
     "config.py",
+    "yaml12.py",
     "params.schema.yaml",
     "atomic.py",
     "paths.py",
