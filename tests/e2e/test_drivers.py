@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sswp import yaml12
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
@@ -186,12 +188,11 @@ def test_changing_a_finetune_param_reruns_only_finetune_and_report(
     root, _, _ = dvc_run
     monkeypatch.setenv("COLUMNS", "1000")  # a wide table must show its width, not be cut
     _git_commit(root)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["finetune"]["lr"] = 0.07
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ran = _stages_run(_run(["dvc", "repro"], root))
+    # DVC rewrites params.yaml as YAML 1.2 (`compile: off` unquoted): the stages read it so.
+    ran = _stages_run(_run(["dvc", "exp", "run", "-S", "finetune.lr=0.07"], root))
     assert ran == {"report", *FINETUNES}
-    # The changed run against the committed one, as the README shows it: under 200 columns.
+    assert "compile: off" in (root / "params.yaml").read_text()
+    # The experiment against the committed run, as the README shows it: under 200 columns.
     assert _widest(_run(["dvc", "metrics", "show"], root)) <= 200
     shown = _run([*_readme_exp_show(), "--no-pager"], root)
     assert "ft_preserved" in shown and "finetune.lr" in shown
@@ -203,7 +204,7 @@ def test_snakemake_lint_passes():
 
 
 def _set_param(root: Path, group: str, key: str, value) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = yaml12.load((root / "params.yaml").read_text())
     params[group][key] = value
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 

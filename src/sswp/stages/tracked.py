@@ -50,15 +50,17 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "finetune": _FINETUNE,
     "finetune_two_stage": _FINETUNE,
     "linear_eval": (*_CHILD, "finetune.architecture", "linear_eval"),
+    # Every top-level key: the report copies all params into results/params.yaml.
     "report": (
-        "data.dataset",
         "seeds",
-        "search.objective",
-        "train.architectures",
-        "train.references",
-        "finetune.architecture",
-        "finetune.inits",
-        "finetune.label_ratios",
+        "runtime",
+        "data",
+        "search",
+        "child",
+        "train",
+        "finetune",
+        "pretrain",
+        "linear_eval",
     ),
 }
 
