@@ -125,7 +125,7 @@ class SearchStepper:
             gates = self._live_gates()
             grads = [g.grad if g.grad is not None else torch.zeros_like(g) for _, _, g in gates]
             average_(grads, self.hw.dist)
-            if all(torch.isfinite(g).all() for g in grads):
+            if torch.isfinite(torch.stack(grads)).all():
                 self._accumulate(gates, grads)
             self.net.close_gates()
         self.scaler.unscale_(self.weight_opt)
@@ -145,7 +145,7 @@ class SearchStepper:
         loss, _ = self.objective(batch)  # no DDP: only gate gradients are needed
         grads = list(torch.autograd.grad(self.scaler.scale(loss), gates))
         average_(grads, self.hw.dist)
-        if all(torch.isfinite(g).all() for g in grads):
+        if torch.isfinite(torch.stack(grads)).all():
             if self.gate_sums is None:
                 for gate, grad in zip(gates, grads, strict=True):
                     gate.grad = grad / self._scale()

@@ -43,9 +43,11 @@ class MixedEdge(nn.Module):
         if self.gates is None:
             return run_op(self.ops[self.active], state)
         if self.mode == "two":
-            others = [run_op(self.ops[k], state).detach() for k in self.inactive]
-            paths = (self.active, *self.inactive)
             active = run_op(self.ops[self.active], state)
+            # The inactive output only weighs its gate: no graph, nothing saved for it.
+            with torch.no_grad():
+                others = [run_op(self.ops[k], state) for k in self.inactive]
+            paths = (self.active, *self.inactive)
             return _BinaryGates.apply(self.gates, paths, active, *others)
         return _AllGatesGradient.apply(x, self.gates, self)
 
@@ -105,25 +107,31 @@ class _AllGatesGradient(torch.autograd.Function):
 
 
 def alpha_gradient(
-    alpha: torch.Tensor, gate_grad: torch.Tensor, involved: list[int]
+    alpha: torch.Tensor, gate_grad: torch.Tensor, involved: torch.Tensor | list[int]
 ) -> torch.Tensor:
     """dL/dalpha_i = sum_j dL/dg_j * p_j * (delta_ij - p_i), p = softmax(alpha[involved]).
 
-    Rows outside `involved` get zero. `two` mode passes the sampled pair; full_v2 all ops.
+    Row-wise over the last dimension (one edge, or a cell's edges at once); entries outside
+    `involved` get zero. `two` mode passes the sampled pair; full_v2 all ops.
     """
-    idx = torch.tensor(involved, device=alpha.device)
-    p = torch.softmax(alpha.detach()[idx], dim=0)
-    g = gate_grad[idx]
+    idx = torch.as_tensor(involved, device=alpha.device)
+    p = torch.softmax(alpha.detach().gather(-1, idx), dim=-1)
+    g = gate_grad.gather(-1, idx)
     # sum_j g_j p_j (delta_ij - p_i) = p_i g_i - p_i sum_j g_j p_j
-    grad_involved = p * g - p * (g * p).sum()
-    grad = torch.zeros_like(alpha)
-    grad[idx] = grad_involved
-    return grad
+    grad_involved = p * g - p * (g * p).sum(-1, keepdim=True)
+    return torch.zeros_like(alpha).scatter_(-1, idx, grad_involved)
 
 
-def rescale_pair(alpha: torch.Tensor, old_alpha: torch.Tensor, involved: list[int]) -> None:
-    """Shift the involved logits so their log-sum-exp is what it was before the Adam step."""
-    idx = torch.tensor(involved, device=alpha.device)
+def rescale_pair(
+    alpha: torch.Tensor, old_alpha: torch.Tensor, involved: torch.Tensor | list[int]
+) -> None:
+    """Shift the involved logits so their log-sum-exp is what it was before the Adam step.
+
+    Row-wise over the last dimension, like alpha_gradient.
+    """
+    idx = torch.as_tensor(involved, device=alpha.device)
     with torch.no_grad():
-        offset = torch.logsumexp(alpha[idx], 0) - torch.logsumexp(old_alpha[idx], 0)
-        alpha[idx] -= offset
+        offset = torch.logsumexp(alpha.gather(-1, idx), -1, keepdim=True) - torch.logsumexp(
+            old_alpha.gather(-1, idx), -1, keepdim=True
+        )
+        alpha.scatter_add_(-1, idx, (-offset).expand(idx.shape))

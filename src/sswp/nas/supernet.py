@@ -295,25 +295,23 @@ class SuperNet(nn.Module):
                 edge.open_gates(device)
 
     def set_alpha_gradients(self) -> None:
-        """Turn gate gradients into alpha gradients (frozen cells keep grad None)."""
+        """Turn gate gradients into alpha gradients, a cell at a time (frozen cells keep None)."""
         for cell in self.live_cells():
-            grad = torch.zeros_like(cell.alpha)
-            for e, edge in enumerate(cell.edges):
-                if edge.gates is None or edge.gates.grad is None:
-                    continue
-                involved = self._involved(edge)
-                grad[e] = alpha_gradient(cell.alpha[e], edge.gates.grad, involved)
-            cell.alpha.grad = grad
+            grads = [
+                edge.gates.grad
+                if edge.gates is not None and edge.gates.grad is not None
+                else torch.zeros_like(cell.alpha[e])
+                for e, edge in enumerate(cell.edges)
+            ]
+            cell.alpha.grad = alpha_gradient(cell.alpha, torch.stack(grads), self._involved(cell))
 
     def rescale_alphas(self, before: list[torch.Tensor]) -> None:
         """After an arch step in `two` mode, keep each sampled pair's log-sum-exp unchanged."""
         if self.gate_mode != "two":
             return
         for cell, old in zip(self.cells, before, strict=True):
-            if cell.frozen:
-                continue
-            for e, edge in enumerate(cell.edges):
-                rescale_pair(cell.alpha.data[e], old[e], self._involved(edge))
+            if not cell.frozen:
+                rescale_pair(cell.alpha.data, old, self._involved(cell))
 
     def close_gates(self) -> None:
         for cell in self.cells:
@@ -321,5 +319,7 @@ class SuperNet(nn.Module):
                 edge.gates = None
 
     @staticmethod
-    def _involved(edge: MixedEdge) -> list[int]:
-        return [edge.active, *edge.inactive]
+    def _involved(cell: SearchCell) -> torch.Tensor:
+        """The sampled ops of each of the cell's edges, active first: one row per edge."""
+        rows = [[edge.active, *edge.inactive] for edge in cell.edges]
+        return torch.tensor(rows, device=cell.alpha.device)
