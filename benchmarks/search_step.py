@@ -5,16 +5,19 @@
     python benchmarks/search_step.py --batch 32 --baseline issue-10   # this tree vs a revision
 
 Both views count as images (a batch of 96 pairs is 192 images through the supernet).
-`--baseline REV` imports the `sswp` of git revision REV next to this tree's in the same
-process, alternates their steps `--rounds` times and prints the medians and their ratio:
-on a machine shared with other jobs, only such interleaved figures compare. `--clock cpu`
-counts the process's CPU time instead of wall time, which contention distorts less.
+`--baseline REV` measures the `sswp` of git revision REV and this tree's in alternating
+processes, `--rounds` times each, and prints the medians and their ratio: on a machine
+shared with other jobs, only such interleaved figures compare. Each version runs in its own
+process, so process-wide settings (threads, the host allocator) are each version's own.
+`--clock cpu` counts the process's CPU time instead of wall time, which contention
+distorts less.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import resource
 import statistics
 import subprocess
@@ -58,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline", metavar="REV", help="git revision to compare this tree with")
     parser.add_argument("--rounds", type=int, default=5, help="alternations with --baseline")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # one version's run
     return parser.parse_args()
 
 
@@ -78,6 +82,8 @@ def load_sswp(src: Path | None = None) -> SimpleNamespace:
             sys.path.remove(str(src))
     distributed, objectives, runtime, search, supernet = mods
     return SimpleNamespace(
+        # What a stage's setup does to the process before it builds anything (newer trees).
+        prepare_process=getattr(runtime, "keep_freed_memory", lambda: None),
         DistContext=distributed.DistContext,
         SimCLRObjective=objectives.SimCLRObjective,
         Hardware=runtime.Hardware,
@@ -107,6 +113,7 @@ def build_steps(
 ) -> tuple[Callable[[], object], Callable[[], object], torch.device]:
     """A weight step and an arch step of a fresh supernet (seeded), and its device."""
     device = torch.device(args.device)
+    sswp.prepare_process()
     hw = sswp.Hardware(device, sswp.DistContext(), channels_last=channels_last, amp=amp)
     torch.manual_seed(0)
     net = hw.model(sswp.SuperNet(args.layers, args.channels, args.gate_mode))
@@ -170,44 +177,29 @@ def _source_of(rev: str, into: Path) -> Path:
 
 
 def compare_with(args: argparse.Namespace, images: int) -> None:
-    """Alternate the steps of revision `args.baseline` and of this tree in one process."""
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    layout = (not args.no_channels_last, args.amp)
-    # The baseline's files stay on disk while it runs: it may import lazily.
+    """Alternate processes that measure revision `args.baseline` and this tree."""
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = load_sswp(_source_of(args.baseline, Path(tmp)))
-        versions = {
-            f"baseline {args.baseline}": build_steps(args, baseline, *layout),
-            "this tree": build_steps(args, load_sswp(), *layout),
+        sources = {
+            f"baseline {args.baseline}": _source_of(args.baseline, Path(tmp)),
+            "this tree": ROOT / "src",
         }
-        times: dict[tuple[str, int], list[float]] = {}
-        for _ in range(args.warmup):
-            for weight, arch, _ in versions.values():
-                weight()
-                arch()
+        runs: dict[str, list[dict[str, float]]] = {label: [] for label in sources}
         for _ in range(args.rounds):
-            for label, (*steps, device) in versions.items():
-                for k, step in enumerate(steps):
-                    seconds = _seconds_per_step(step, args.steps, device, clock)
-                    times.setdefault((label, k), []).append(seconds)
+            for label, src in sources.items():
+                worker = [sys.executable, __file__, *sys.argv[1:], "--worker", str(src)]
+                out = subprocess.run(worker, check=True, capture_output=True, text=True).stdout
+                runs[label].append(json.loads(out.splitlines()[-1]))
     medians = {
-        label: {
-            "weight_s": statistics.median(times[label, 0]),
-            "arch_s": statistics.median(times[label, 1]),
-        }
-        for label in versions
+        label: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for label, results in runs.items()
     }
     for label, result in medians.items():
-        print(
-            f"{label:<28} weight {images / result['weight_s']:9.1f} img/s   "
-            f"arch {images / result['arch_s']:9.1f} img/s"
-        )
+        report(label, images, result)
     base, new = medians.values()
     weight, arch = (base[k] / new[k] for k in ("weight_s", "arch_s"))
     print(
-        f"speed-up ({args.clock} clock, medians of {args.rounds} alternations of "
-        f"{args.steps} steps, peak {_peak_mib(torch.device(args.device)):.0f} MiB for both): "
-        f"weight {weight:.2f}x, arch {arch:.2f}x"
+        f"speed-up ({args.clock} clock, medians of {args.rounds} alternating processes of "
+        f"{args.steps} steps each): weight {weight:.2f}x, arch {arch:.2f}x"
     )
 
 
@@ -221,6 +213,10 @@ def main() -> None:
         f"gate_mode={args.gate_mode} device={device.type} threads={args.threads} "
         f"(peak: {'CUDA allocated' if device.type == 'cuda' else 'process RSS'})"
     )
+    if args.worker:
+        layout = (not args.no_channels_last, args.amp)
+        print(json.dumps(measure(args, load_sswp(args.worker), *layout)))
+        return
     if args.baseline:
         compare_with(args, images)
         return

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from sswp.config import DataParams, RuntimeParams
 from sswp.data.backend import choose_backend, loader_threads
+from sswp.engine.allocator import keep_freed_memory
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
 from sswp.paths import LIVE_DIR, LOG_DIR
@@ -134,13 +135,14 @@ def compute_threads(runtime: RuntimeParams, data: DataParams | None, dali: bool)
 
 
 def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> Hardware:
-    """Threads, seeds, device, DDP and kernel choice for one stage process.
+    """Threads, seeds, device, host allocator, DDP and kernel choice for one stage process.
 
     `data` (the stage's loader settings) takes the loader's threads out of runtime.threads.
     With `deterministic`, CPU runs are bit-for-bit repeatable; without it, cuDNN may
     benchmark and pick the fastest (non-deterministic) kernels.
     """
     device = select_device(runtime)
+    keep_freed_memory()
     dali = data is not None and choose_backend(data.loader, device).dali
     torch.set_num_threads(compute_threads(runtime, data, dali))
     seed_everything(seed)
