@@ -182,6 +182,7 @@ def train_epoch(params: Params, data: ArrayDataset, hw: Hardware, steps: int) ->
     batch = next(iter(train))
 
     def isolated() -> float:
+        loop.begin_epoch(1)  # train mode, as in the timed epoch: the test pass leaves eval mode
         return len(train) * _timed(hw, lambda: (hw.new_step(), loop.train_step(batch)), steps)
 
     tested: list[float] = []
