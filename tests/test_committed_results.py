@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from sswp import report as rep
+from sswp import yaml12
 from sswp.config import load_params
 from sswp.stages.report import params_yaml
 
@@ -52,7 +53,7 @@ def _numbers(value: Any) -> Any:
 
 
 def _locked_params() -> list[tuple[str, str, Any]]:
-    lock = yaml.safe_load((REPO / "dvc.lock").read_text())
+    lock = yaml12.load((REPO / "dvc.lock").read_text())  # DVC writes YAML 1.2: off unquoted
     return [
         (stage, key, _numbers(value))
         for stage, entry in lock["stages"].items()
