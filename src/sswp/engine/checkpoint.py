@@ -76,10 +76,11 @@ class Checkpointer:
         if not self.writer:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic.torch_save(self.path, state)
+        # The key first: a run killed in between leaves no checkpoint that cannot say its key.
         key_file = self.dir / KEY_FILE
         if not key_file.exists():
             atomic.write_json(key_file, self.key_material)
+        atomic.torch_save(self.path, state)
 
     def clear(self) -> None:
         """Called once the stage's outputs are written; kept if runtime.keep_checkpoints."""
