@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sswp.config import Params
+from sswp.config import Params, schema
 
 _SUPERVISED = (
     "epochs",
@@ -51,17 +51,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "finetune_two_stage": _FINETUNE,
     "linear_eval": (*_CHILD, "finetune.architecture", "linear_eval"),
     # Every top-level key: the report copies all params into results/params.yaml.
-    "report": (
-        "seeds",
-        "runtime",
-        "data",
-        "search",
-        "child",
-        "train",
-        "finetune",
-        "pretrain",
-        "linear_eval",
-    ),
+    "report": tuple(schema()["properties"]),
 }
 
 
