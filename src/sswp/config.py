@@ -50,6 +50,7 @@ class DataParams:
     split_seed: int
     hflip: bool
     simclr_min_crop: float
+    val_fraction: float
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class SupervisedParams(SGDParams):
     drop_path: float
     grad_clip: float
     label_smoothing: float
+    eval_every: int
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class PretrainParams(SGDParams):
     grad_clip: float
     bn_affine: bool
     images: str
+    budget: str
+    budget_fraction: float
 
 
 @dataclass(frozen=True)

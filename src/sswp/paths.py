@@ -18,6 +18,7 @@ ARTIFACTS_DIR = Path("artifacts")
 GENOTYPE_FILE = "genotype.json"
 SUPERNET_FILE = "supernet.pt"
 ALPHA_HISTORY_FILE = "alpha_history.pt"
+BUDGET_FILE = "budget.json"  # the SimCLR steps and pairs the search gave its weights
 SNAPSHOTS = ("final", "highest_acc", "lowest_loss")
 
 MODEL_FILE = "model.pt"

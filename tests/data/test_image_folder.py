@@ -17,7 +17,7 @@ from sswp.config import load_params
 from sswp.data.datasets import IMAGENET_STATS, load_prepared
 from sswp.data.image_folder import load_image_folder
 from sswp.data.loaders import make_loader
-from sswp.data.splits import label_subset
+from sswp.data.splits import labelled_subset
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR
 from sswp.stages import prepare
@@ -162,7 +162,7 @@ def test_prepare_indexes_the_files_without_copying_them(tmp_path, image_folder, 
         assert npz["train_sizes"][0] == (root / "train/cat/a.jpg").stat().st_size
     both = np.sort(np.concatenate([splits.search_weights, splits.search_arch]))
     assert np.array_equal(both, np.arange(8))
-    small, large = (label_subset(ds.train_y, splits.label_order, r) for r in (0.3, 0.7))
+    small, large = (labelled_subset(ds.train_y, splits.validation, 0, 0, r) for r in (0.3, 0.7))
     assert np.isin(small, large).all() and len(small) == 3
 
 
@@ -203,4 +203,4 @@ def test_subset_keeps_a_balanced_part_of_the_files(tmp_path, image_folder, monke
     prepare.run(_params(root, subset=0.5), None)
     ds, splits, manifest = load_prepared()
     assert manifest["train_counts"] == {"cat": 2, "dog": 2, "emu": 1}
-    assert len(ds.test_y) == 2 and len(splits.label_order) == 5
+    assert len(ds.test_y) == 2 and len(splits.search_weights) + len(splits.search_arch) == 5

@@ -7,7 +7,7 @@ import pytest
 
 from sswp.config import load_params
 from sswp.data.datasets import FORMAT_VERSION, channel_stats, load_prepared, normalization
-from sswp.data.splits import label_subset
+from sswp.data.splits import labelled_subset
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
 from sswp.stages import prepare
@@ -44,7 +44,10 @@ def test_prepare_then_load(prepared):
     assert normalization(manifest) == channel_stats(ds.train_x)
     both = np.concatenate([splits.search_weights, splits.search_arch])
     assert np.array_equal(np.sort(both), np.arange(1437))
-    assert len(label_subset(ds.train_y, splits.label_order, 0.1)) >= 143
+    validation = splits.validation
+    assert len(validation) == manifest["num_validation"]
+    assert abs(len(validation) - prepared.data.val_fraction * 1437) <= 10
+    assert not np.isin(labelled_subset(ds.train_y, validation, 0, 0, 0.1), validation).any()
 
 
 def test_prepare_is_reproducible_and_replaces_the_folder(prepared):

@@ -3,7 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from sswp.data.splits import Splits, balanced_halves, label_subset, nested_label_order
+from sswp.data.splits import (
+    Splits,
+    balanced_halves,
+    label_subset,
+    labelled_subset,
+    nested_label_order,
+    validation_split,
+)
 from sswp.errors import SswpError
 
 
@@ -79,10 +86,10 @@ def test_tiny_ratio_that_empties_a_class_rejected(labels):
 
 def test_splits_round_trip_and_validation(labels):
     halves = balanced_halves(labels, seed=0)
-    splits = Splits(*halves, label_order=nested_label_order(labels, seed=0))
+    splits = Splits(*halves, validation=validation_split(labels, 0.1, seed=0))
     back = Splits.from_dict(splits.to_dict(), len(labels))
     assert np.array_equal(back.search_arch, splits.search_arch)
-    assert np.array_equal(back.label_order, splits.label_order)
+    assert np.array_equal(back.validation, splits.validation)
     assert back.search_weights.dtype == np.int64
 
     raw = splits.to_dict()
@@ -90,7 +97,42 @@ def test_splits_round_trip_and_validation(labels):
         Splits.from_dict({**raw, "search_arch": [*raw["search_arch"], len(labels)]}, len(labels))
     with pytest.raises(ValueError, match="overlap"):
         Splits.from_dict({**raw, "search_arch": raw["search_weights"]}, len(labels))
-    with pytest.raises(ValueError, match="label_order"):
-        Splits.from_dict({**raw, "label_order": raw["label_order"][:-1]}, len(labels))
+    with pytest.raises(ValueError, match="twice"):
+        Splits.from_dict({**raw, "validation": raw["validation"][:1] * 2}, len(labels))
     with pytest.raises(ValueError, match="integers"):
-        Splits.from_dict({**raw, "label_order": ["a"]}, len(labels))
+        Splits.from_dict({**raw, "validation": ["a"]}, len(labels))
+    with pytest.raises(KeyError):
+        Splits.from_dict({k: v for k, v in raw.items() if k != "validation"}, len(labels))
+
+
+def test_validation_split_is_balanced_seeded_and_optional(labels):
+    validation = validation_split(labels, 0.1, seed=3)
+    expected = [math.floor(0.1 * n + 0.5) for n in np.bincount(labels)]
+    assert np.bincount(labels[validation], minlength=7).tolist() == expected
+    assert np.array_equal(validation, validation_split(labels, 0.1, seed=3))
+    assert not np.array_equal(validation, validation_split(labels, 0.1, seed=4))
+    assert validation_split(labels, 0.0, seed=3).size == 0
+
+
+RATIOS = (0.1, 0.2, 0.5, 1.0)
+
+
+def test_labelled_subsets_avoid_validation_nest_across_ratios_and_differ_across_seeds(labels):
+    validation = validation_split(labels, 0.1, seed=0)
+    pool = np.setdiff1d(np.arange(len(labels)), validation)
+    per_seed = {
+        seed: [labelled_subset(labels, validation, 0, seed, r) for r in RATIOS] for seed in (0, 1)
+    }
+    for subsets in per_seed.values():
+        for small, large in zip(subsets, subsets[1:], strict=False):
+            assert np.isin(small, large).all()
+        for ratio, subset in zip(RATIOS, subsets, strict=True):
+            assert not np.isin(subset, validation).any()
+            expected = [math.floor(round(ratio * n, 9) + 0.5) for n in np.bincount(labels[pool])]
+            assert np.bincount(labels[subset], minlength=7).tolist() == expected
+        assert np.array_equal(subsets[-1], pool)
+    for ratio_index in range(len(RATIOS) - 1):
+        assert not np.array_equal(per_seed[0][ratio_index], per_seed[1][ratio_index])
+    again = labelled_subset(labels, validation, 0, 1, 0.1)
+    assert np.array_equal(again, per_seed[1][0])
+    assert not np.array_equal(again, labelled_subset(labels, validation, 7, 1, 0.1))

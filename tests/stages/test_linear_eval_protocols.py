@@ -38,7 +38,8 @@ def labelled_run(tmp_path, monkeypatch, tiny_params):
     backbone = ChildNetwork(reference_genotype("darts_v2", 3), 2, 3, auxiliary=False)
     monkeypatch.setattr(linear_eval, "build_child", lambda *args: backbone)
     monkeypatch.setattr(linear_eval, "input_files", lambda *args: {})  # no search run here
-    return LabelledRun(params, data, manifest, np.arange(12), 1.0, hw), backbone
+    validation = np.zeros(0, dtype=np.int64)
+    return LabelledRun(params, data, manifest, np.arange(12), validation, 1.0, hw), backbone
 
 
 def _with_protocol(run: LabelledRun, protocol: str) -> LabelledRun:
@@ -46,11 +47,17 @@ def _with_protocol(run: LabelledRun, protocol: str) -> LabelledRun:
     return dataclasses.replace(run, params=dataclasses.replace(run.params, linear_eval=lp))
 
 
-def test_features_protocol_leaves_the_backbone_untouched(labelled_run):
+def _is_bn_statistic(key: str) -> bool:
+    return key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+
+
+def test_features_protocol_changes_only_the_bn_statistics(labelled_run):
     run, backbone = labelled_run
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     probed = PROTOCOLS["features"](_with_protocol(run, "features"), "preserved")
-    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
+    after = backbone.state_dict()
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed and all(_is_bn_statistic(k) for k in changed)
     assert set(probed.metrics) == {"test_acc", "best_test_acc", "train_acc"}
     accs = [epoch["test_acc"] for epoch in probed.history]
     assert len(accs) == 3 and probed.metrics["test_acc"] == accs[-1]
@@ -76,3 +83,37 @@ def test_augmented_protocol_trains_the_classifier_with_train_mode_bn(labelled_ru
     assert len(accs) == 3 and probed.metrics["test_acc"] == accs[-1]
     assert probed.metrics["best_test_acc"] == max(accs)
     assert probed.checkpointer is not None
+
+
+@pytest.mark.parametrize("protocol", ["features", "augmented"])
+def test_every_probed_arm_takes_bn_statistics_from_the_training_images(
+    labelled_run, monkeypatch, protocol
+):
+    """Each arm's backbone, random included, enters its probe with BN statistics averaged
+    over every training image (3 batches of the 12), whatever its weights."""
+    run, _ = labelled_run
+    run = _with_protocol(run, protocol)
+
+    def fresh_backbone(params, num_classes, architecture, arm, auxiliary):
+        torch.manual_seed(linear_eval.ARMS.index(arm))
+        return ChildNetwork(reference_genotype("darts_v2", 3), 2, 3, auxiliary=False)
+
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
+    reestimate = linear_eval.reestimate_batch_norm
+
+    def recording(backbone, loader, hw):
+        norm, inputs = backbone.stem[-1], []
+        hook = norm.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+        reestimate(backbone, loader, hw)
+        hook.remove()
+        expected = torch.cat(inputs).mean(dim=(0, 2, 3))
+        seen[arm] = (norm.running_mean.clone(), expected, int(norm.num_batches_tracked))
+
+    monkeypatch.setattr(linear_eval, "build_child", fresh_backbone)
+    monkeypatch.setattr(linear_eval, "reestimate_batch_norm", recording)
+    for arm in linear_eval.ARMS:
+        PROTOCOLS[protocol](run, arm)
+    assert set(seen) == set(linear_eval.ARMS)
+    for mean, expected, batches in seen.values():
+        assert batches == 3
+        torch.testing.assert_close(mean, expected, rtol=1e-5, atol=1e-6)

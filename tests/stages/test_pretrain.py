@@ -11,7 +11,7 @@ from sswp.stages.pretrain import pretrain_images
 
 
 def test_pretrain_reads_all_images_or_the_search_weight_half(tiny_params):
-    splits = Splits(np.array([0, 3, 4]), np.array([1, 2, 5]), np.arange(6))
+    splits = Splits(np.array([0, 3, 4]), np.array([1, 2, 5]), np.array([2], dtype=np.int64))
     every = dataclasses.replace(
         tiny_params, pretrain=dataclasses.replace(tiny_params.pretrain, images="all")
     )

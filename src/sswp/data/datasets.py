@@ -21,7 +21,7 @@ import numpy as np
 
 from sswp.atomic import write_json
 from sswp.config import DataParams
-from sswp.data.splits import Splits, balanced_halves, nested_label_order
+from sswp.data.splits import Splits, balanced_halves, validation_split
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
 
@@ -149,7 +149,9 @@ def _counts(labels: np.ndarray, classes: tuple[str, ...]) -> dict[str, int]:
     return {name: int(n) for name, n in zip(classes, counts, strict=True)}
 
 
-def write_prepared(ds: ArrayDataset, out_dir: str | Path, seed: int) -> Splits:
+def write_prepared(
+    ds: ArrayDataset, out_dir: str | Path, seed: int, val_fraction: float = 0.0
+) -> Splits:
     """Write dataset.npz, manifest.json and splits.json (seeded splits) into `out_dir`.
 
     For image folders this reads and checks every image (see `image_folder.index_files`).
@@ -160,7 +162,8 @@ def write_prepared(ds: ArrayDataset, out_dir: str | Path, seed: int) -> Splits:
     if problem:
         raise SswpError(f"dataset {ds.name!r} cannot be prepared: {problem}")
     splits = Splits(
-        *balanced_halves(ds.train_y, seed), label_order=nested_label_order(ds.train_y, seed)
+        *balanced_halves(ds.train_y, seed),
+        validation=validation_split(ds.train_y, val_fraction, seed),
     )
     if ds.is_files:
         from sswp.data.image_folder import index_files
@@ -200,6 +203,7 @@ def write_prepared(ds: ArrayDataset, out_dir: str | Path, seed: int) -> Splits:
             "mean": list(mean),
             "std": list(std),
             "seed": seed,
+            "num_validation": len(splits.validation),
         },
     )
     return splits

@@ -1,8 +1,10 @@
 """Seeded, class-balanced index splits of the training set.
 
-The search uses two disjoint halves (one trains weights, the other architecture logits);
-finetuning uses labelled fractions that are nested, so a 5% run sees a subset of the images
-that a 10% run sees and results across label ratios are comparable.
+The search uses two disjoint halves (one trains weights, the other architecture logits).
+A class-balanced validation split, held out from every labelled subset, is where recipes are
+chosen, so the test set is read only for the reported numbers. Each run seed draws its own
+labelled subsets from the rest, nested across ratios: a 2% run of a seed sees a subset of
+the images its 5% run sees, and the spread over seeds includes the choice of labels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from sswp.errors import SswpError
 
 # Guards the rounding against float noise such as 0.07 * 150 = 10.500000000000002.
 _EPS = 1e-9
+# Separate random streams of the same seed for the validation split and the label orders.
+_VALIDATION_STREAM = 1
+_LABEL_STREAM = 2
 
 
 @dataclass(frozen=True)
@@ -25,20 +30,20 @@ class Splits:
 
     search_weights: np.ndarray
     search_arch: np.ndarray
-    label_order: np.ndarray
+    validation: np.ndarray
 
     def to_dict(self) -> dict[str, list[int]]:
         return {
             "search_weights": self.search_weights.tolist(),
             "search_arch": self.search_arch.tolist(),
-            "label_order": self.label_order.tolist(),
+            "validation": self.validation.tolist(),
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], num_train: int) -> Splits:
         """Parse and check splits.json; ValueError/KeyError/TypeError say what is wrong."""
         arrays = {}
-        for key in ("search_weights", "search_arch", "label_order"):
+        for key in ("search_weights", "search_arch", "validation"):
             array = np.asarray(raw[key])
             if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
                 raise ValueError(f"{key} is not a list of integers")
@@ -49,8 +54,8 @@ class Splits:
         weights, arch = arrays["search_weights"], arrays["search_arch"]
         if np.intersect1d(weights, arch).size or weights.size + arch.size != num_train:
             raise ValueError("the search halves overlap or do not cover the training set")
-        if not np.array_equal(np.sort(arrays["label_order"]), np.arange(num_train)):
-            raise ValueError("label_order is not an ordering of the training set")
+        if np.unique(arrays["validation"]).size != arrays["validation"].size:
+            raise ValueError("validation lists an image twice")
         return cls(**arrays)
 
 
@@ -80,20 +85,48 @@ def nested_label_order(labels: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(len(labels)).astype(np.int64)
 
 
+def validation_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a class-balanced, seeded `fraction` of the training images (none
+    for 0; a class too small for its share gives none): labelled images that no finetune or
+    probe trains on."""
+    if fraction == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.random.default_rng([seed, _VALIDATION_STREAM]).permutation(len(labels))
+    return label_subset(labels, order, fraction, what="data.val_fraction", every_class=False)
+
+
+def labelled_subset(
+    labels: np.ndarray, validation: np.ndarray, split_seed: int, seed: int, ratio: float
+) -> np.ndarray:
+    """The labelled images of run `seed` at `ratio`: a class-balanced fraction of the
+    training images outside the validation split (the labelled pool).
+
+    Each seed orders the pool its own way and every ratio takes per-class prefixes of that
+    order, so a seed's subsets are nested across ratios and differ between seeds.
+    """
+    pool = np.setdiff1d(np.arange(len(labels)), validation)
+    order = np.random.default_rng([split_seed, seed, _LABEL_STREAM]).permutation(len(pool))
+    return pool[label_subset(labels[pool], order, ratio)]
+
+
 def label_subset(
-    labels: np.ndarray, order: np.ndarray, ratio: float, what: str = "label ratio"
+    labels: np.ndarray,
+    order: np.ndarray,
+    ratio: float,
+    what: str = "label ratio",
+    every_class: bool = True,
 ) -> np.ndarray:
     """Sorted indices: for each class c, the first round(ratio * n_c) of its indices in `order`.
 
     Rounding (half up) keeps the labelled fraction what was asked for; a ratio so small
-    that a class would get no image is an error rather than a silent upgrade to one.
-    `what` names the value in errors (a label ratio, or data.subset).
+    that a class would get no image is an error (unless `every_class` is false) rather than
+    a silent upgrade to one. `what` names the value in errors (a label ratio, data.subset).
     """
     if not 0 < ratio <= 1:
         raise SswpError(f"{what} {ratio} is outside (0, 1]; use e.g. 0.1 for 10%")
     classes, counts = np.unique(labels, return_counts=True)
     rarest = int(np.argmin(counts))
-    if _take(ratio, counts[rarest]) == 0:
+    if every_class and _take(ratio, counts[rarest]) == 0:
         raise SswpError(
             f"{what} {ratio} leaves class {classes[rarest]} with no images (it has "
             f"{counts[rarest]}); use a ratio of at least {0.5 / counts[rarest]:.6g}"

@@ -1,5 +1,9 @@
 """Linear evaluation: a linear classifier on a frozen backbone, under one of two protocols.
 
+Before either, every backbone's BatchNorm statistics are re-estimated on unlabelled training
+images (`reestimate_batch_norm`), the same way for every arm: a random backbone's would
+otherwise be mean 0, variance 1, which is no fair control for backbones that saw data.
+
 `features`: the backbone never changes, so its features are computed once per image (no
 augmentation, BatchNorm in eval mode) and the classifier is trained on them directly:
 seconds instead of a full training run. `augmented` (the original's): the linear layer is
@@ -22,6 +26,31 @@ from sswp.engine.epochs import EpochLoop, lr_factor
 from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import tested_epoch
 from sswp.models.child import ChildNetwork
+
+
+@torch.no_grad()
+def reestimate_batch_norm(backbone: ChildNetwork, loader, hw: Hardware) -> None:
+    """Replace every BatchNorm's running statistics by their plain average over `loader`'s
+    batches (train-mode forward passes, no drop path, nothing trained), then eval mode."""
+    norms = [
+        m
+        for m in backbone.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+    drop_path, backbone.drop_path_prob = backbone.drop_path_prob, 0.0
+    backbone.train(True)
+    for images, _ in loader:
+        hw.new_step()
+        with hw.autocast():
+            backbone.features(hw.images(images))
+    backbone.train(False)
+    backbone.drop_path_prob = drop_path
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
 
 
 @torch.no_grad()

@@ -183,6 +183,14 @@ class SearchStepper:
             self.gate_sums[c, e] += grad.to(self.gate_sums.dtype) / scale
 
 
+SEARCH_BUDGET_KEYS = (
+    "ssl_steps",
+    "ssl_pairs",
+    "ssl_steps_after_freeze",
+    "ssl_pairs_after_freeze",
+)
+
+
 class SearchLoop:
     """Owns the supernet, its objective, optimisers, sampling generator and selection state."""
 
@@ -423,6 +431,18 @@ class SearchLoop:
             metrics["arch_loss"] = sums["arch_loss"] / sums["arch_steps"]
         return metrics
 
+    def budget(self) -> dict[str, int]:
+        """The weight steps and image pairs the supernet's weights got: in all, and after the
+        last cell froze (when only the final child's ops still train). The two-stage
+        baseline's pre-training budget is matched against these."""
+        schedule, per_epoch, batch = self.schedule, len(self.weight_loader), self.sp.batch_size
+        last_freeze = max((e for e, _ in schedule.freeze_epochs), default=schedule.epochs)
+        steps = schedule.epochs * per_epoch
+        after = (schedule.epochs - last_freeze) * per_epoch
+        return dict(
+            zip(SEARCH_BUDGET_KEYS, (steps, steps * batch, after, after * batch), strict=True)
+        )
+
     def snapshot(self, metrics: dict[str, float]) -> Snapshot:
         genotype = self.net.derive(self.sp.max_skips, self.sp.max_pools)
         state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
@@ -483,6 +503,7 @@ class SearchLoop:
             checkpointer.save(self.state_dict(epoch + 1, 0))
             halt_if_requested(stop, self.hw, checkpointer, f"the end of search epoch {epoch}")
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
+        result_metrics.update(self.budget())
         result_metrics.update(
             search_hours=self.clock.hours(),
             device=self.hw.device.type,

@@ -68,7 +68,11 @@ def training_loss(
 
 
 class SupervisedLoop(EpochLoop):
-    """SGD with warm-up + cosine, auxiliary loss, linear drop-path ramp, grad clipping."""
+    """SGD with warm-up + cosine, auxiliary loss, linear drop-path ramp, grad clipping.
+
+    Every `sp.eval_every` epochs, and after the last, it tests the model, and scores it on
+    the validation split when one is given: recipes are compared on `val_acc`.
+    """
 
     def __init__(
         self,
@@ -79,9 +83,10 @@ class SupervisedLoop(EpochLoop):
         runtime: RuntimeParams,
         hw: Hardware,
         name: str,
+        val_loader=None,
     ):
         super().__init__(name, model, train_loader, sp, runtime, hw)
-        self.sp, self.test_loader = sp, test_loader
+        self.sp, self.test_loader, self.val_loader = sp, test_loader, val_loader
 
     def begin_epoch(self, epoch: int) -> None:
         self.model.train()
@@ -96,8 +101,23 @@ class SupervisedLoop(EpochLoop):
         self.optimise(loss)
         self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
+    def evaluated(self, epoch: int) -> bool:
+        return (epoch + 1) % self.sp.eval_every == 0 or epoch == self.sp.epochs - 1
+
     def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        return tested_epoch(self.eval_module, self.test_loader, self.hw, epoch, loss, acc, lr)
+        """The epoch's training sums and optimiser steps so far; test (and validation)
+        scores on evaluated epochs only."""
+        metrics = {"step": (epoch + 1) * len(self.train_loader)}
+        if not self.evaluated(epoch):
+            return {**metrics, "train_loss": loss, "train_acc": acc, "lr": lr}
+        metrics.update(
+            tested_epoch(self.eval_module, self.test_loader, self.hw, epoch, loss, acc, lr)
+        )
+        if self.val_loader is not None:
+            self.val_loader.set_epoch(epoch)
+            val = evaluate(self.eval_module, self.val_loader, self.hw)
+            metrics.update(val_loss=val["loss"], val_acc=val["acc"])
+        return metrics
 
     def run(  # type: ignore[override]
         self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
@@ -111,11 +131,14 @@ class SupervisedLoop(EpochLoop):
         history = super().run(metric_logger, checkpointer, stop)
         final = history[-1]
         params = sum(p.numel() for n, p in self.model.named_parameters() if "auxiliary" not in n)
+        validation = {"val_acc": final["val_acc"]} if "val_acc" in final else {}
         return {
             "test_acc": final["test_acc"],
-            "best_test_acc": max(epoch["test_acc"] for epoch in history),
+            "best_test_acc": max(epoch["test_acc"] for epoch in history if "test_acc" in epoch),
             "test_loss": final["test_loss"],
             "train_acc": final["train_acc"],
+            **validation,
+            "steps": final["step"],
             "params_m": params / 1e6,
             "train_hours": self.clock.hours(),
         }

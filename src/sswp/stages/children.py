@@ -227,6 +227,22 @@ def evaluation_loader(data: ArrayDataset, options: dict[str, Any]):
     )
 
 
+def validation_loader(data: ArrayDataset, validation: np.ndarray, options: dict[str, Any]):
+    """Every validation image once, in order, without augmentation; None without a split."""
+    if not len(validation):
+        return None
+    return make_loader(
+        data.train_x,
+        data.train_y,
+        validation,
+        "eval",
+        shuffle=False,
+        drop_last=False,
+        name="validation",
+        **options,
+    )
+
+
 def run_checkpointer(
     params: Params,
     manifest: dict[str, Any],
@@ -281,6 +297,7 @@ class ChildRun:
     init: str  # "random", "preserved" or "two_stage"
     train_indices: np.ndarray
     plan: StagePlan  # where its outputs go, and their record
+    validation: np.ndarray  # the validation split's indices (empty: none)
     extra_metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -328,7 +345,14 @@ def fit_and_save(
         labelled=run.train_indices.tolist(),
     )
     loop = SupervisedLoop(
-        model, train_loader, evaluation_loader(data, options), sp, params.runtime, hw, run.name
+        model,
+        train_loader,
+        evaluation_loader(data, options),
+        sp,
+        params.runtime,
+        hw,
+        run.name,
+        val_loader=validation_loader(data, run.validation, options),
     )
     metrics = run_logged(loop, run.name, checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:

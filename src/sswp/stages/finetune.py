@@ -7,7 +7,7 @@ import argparse
 
 from sswp.config import Params
 from sswp.data.datasets import load_prepared
-from sswp.data.splits import label_subset
+from sswp.data.splits import labelled_subset
 from sswp.engine.runtime import setup
 from sswp.paths import ratio_tag
 from sswp.stages.children import ChildRun, fit_and_save
@@ -31,13 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(params: Params, args: argparse.Namespace) -> None:
     hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
-    indices = label_subset(data.train_y, splits.label_order, args.ratio)
+    indices = labelled_subset(
+        data.train_y, splits.validation, params.data.split_seed, params.seed, args.ratio
+    )
     child_run = ChildRun(
         stage="finetune_two_stage" if args.init == "two_stage" else "finetune",
         tag=ratio_tag(args.init, args.ratio, params.seed),
         architecture=params.finetune.architecture,
         init=args.init,
         train_indices=indices,
+        validation=splits.validation,
         plan=finetune_plan(params.finetune.architecture, args.init, args.ratio, params.seed),
         extra_metrics={
             "init": args.init,

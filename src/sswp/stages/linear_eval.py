@@ -1,6 +1,8 @@
 """`sswp linear-eval`: linear classifiers on frozen backbones at one label ratio.
 
-Every arm's backbone is probed with the same labels, under `linear_eval.protocol`: the
+Every arm's backbone is probed with the same labels (this seed's labelled subset), with
+BatchNorm statistics re-estimated on unlabelled training images first, under
+`linear_eval.protocol`: the
 search's preserved weights, the two-stage baseline's pre-trained weights, and the same
 architecture at random init, the control that says whether the other two learned anything
 beyond what random convolutions already give. Each arm writes its own metrics file, shaped
@@ -21,7 +23,7 @@ from sswp import atomic
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset, load_prepared
 from sswp.data.loaders import make_loader
-from sswp.data.splits import label_subset
+from sswp.data.splits import labelled_subset
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
 from sswp.engine.linear_eval import (
@@ -29,8 +31,11 @@ from sswp.engine.linear_eval import (
     extract_features,
     fit_probe,
     probe_accuracy,
+    reestimate_batch_norm,
 )
 from sswp.engine.runtime import Hardware, MetricLogger, setup
+from sswp.engine.supervised import evaluate
+from sswp.models.child import ChildNetwork
 from sswp.paths import HISTORY_FILE, MODEL_FILE, metrics_path, ratio_tag
 from sswp.stages.children import (
     build_child,
@@ -38,6 +43,7 @@ from sswp.stages.children import (
     input_files,
     loader_options,
     run_checkpointer,
+    validation_loader,
 )
 from sswp.stages.outputs import publish
 from sswp.stages.plan import linear_eval_plan
@@ -70,8 +76,33 @@ class LabelledRun:
     data: ArrayDataset
     manifest: dict[str, Any]
     indices: np.ndarray
+    validation: np.ndarray
     ratio: float
     hw: Hardware
+
+    def options(self) -> dict[str, Any]:
+        return loader_options(
+            self.params, self.data, self.manifest, self.hw, "linear_eval.batch_size"
+        )
+
+
+def backbone_of(run: LabelledRun, arm: str) -> ChildNetwork:
+    """The arm's network, its BatchNorm statistics re-estimated on every training image
+    (no labels, no augmentation), the same way for every arm."""
+    params, data, hw = run.params, run.data, run.hw
+    model = build_child(params, data.num_classes, params.finetune.architecture, arm, False)
+    unlabelled = make_loader(
+        data.train_x,
+        data.train_y,
+        np.arange(len(data.train_y)),
+        "eval",
+        shuffle=False,
+        drop_last=False,
+        name="unlabelled",
+        **run.options(),
+    )
+    reestimate_batch_norm(model.to(hw.device), unlabelled, hw)
+    return hw.model(model)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def probe_features(run: LabelledRun, arm: str) -> Probed:
     """Fit the classifier on features computed once, BN in eval mode, no augmentation."""
     params, data, hw = run.params, run.data, run.hw
-    options = loader_options(params, data, run.manifest, hw, "linear_eval.batch_size")
+    options = run.options()
     labelled = make_loader(
         data.train_x,
         data.train_y,
@@ -93,8 +124,7 @@ def probe_features(run: LabelledRun, arm: str) -> Probed:
         name="labelled",
         **options,
     )
-    architecture = params.finetune.architecture
-    backbone = hw.model(build_child(params, data.num_classes, architecture, arm, False))
+    backbone = backbone_of(run, arm)
     train_x, train_y = extract_features(backbone, labelled, hw)
     test_x, test_y = extract_features(backbone, evaluation_loader(data, options), hw)
     probe, history = fit_probe(
@@ -112,6 +142,9 @@ def probe_features(run: LabelledRun, arm: str) -> Probed:
         "best_test_acc": max(epoch["test_acc"] for epoch in history),
         "train_acc": history[-1]["train_acc"],
     }
+    val = validation_loader(data, run.validation, options)
+    if val is not None:
+        metrics["val_acc"] = probe_accuracy(probe, *extract_features(backbone, val, hw))
     return Probed(probe.cpu().state_dict(), history, metrics)
 
 
@@ -128,7 +161,7 @@ def log_history(name: str, history: list[dict[str, float]], hw: Hardware) -> Non
 def probe_augmented(run: LabelledRun, arm: str) -> Probed:
     """The original's protocol: a resumable run over augmented labelled images."""
     params, data, hw = run.params, run.data, run.hw
-    options = loader_options(params, data, run.manifest, hw, "linear_eval.batch_size")
+    options = run.options()
     name = f"linear_eval/{ratio_tag(arm, run.ratio, params.seed)}"
     train_loader = make_loader(
         data.train_x,
@@ -141,7 +174,7 @@ def probe_augmented(run: LabelledRun, arm: str) -> Probed:
         **options,
     )
     architecture = params.finetune.architecture
-    model = hw.model(build_child(params, data.num_classes, architecture, arm, False))
+    model = backbone_of(run, arm)
     checkpointer = run_checkpointer(
         params,
         run.manifest,
@@ -166,6 +199,9 @@ def probe_augmented(run: LabelledRun, arm: str) -> Probed:
         "best_test_acc": max(epoch["test_acc"] for epoch in history),
         "train_acc": history[-1]["train_acc"],
     }
+    val = validation_loader(data, run.validation, options)
+    if val is not None:
+        metrics["val_acc"] = evaluate(loop.eval_module, val, hw)["acc"]
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     return Probed(state, history, metrics, checkpointer)
 
@@ -176,8 +212,10 @@ PROTOCOLS = {"features": probe_features, "augmented": probe_augmented}
 def run(params: Params, args: argparse.Namespace) -> None:
     hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
-    indices = label_subset(data.train_y, splits.label_order, args.ratio)
-    labelled_run = LabelledRun(params, data, manifest, indices, args.ratio, hw)
+    indices = labelled_subset(
+        data.train_y, splits.validation, params.data.split_seed, params.seed, args.ratio
+    )
+    labelled_run = LabelledRun(params, data, manifest, indices, splits.validation, args.ratio, hw)
     probe_arm = PROTOCOLS[params.linear_eval.protocol]
     probed: dict[str, Probed] = {}
     for arm in ARMS:

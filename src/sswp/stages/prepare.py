@@ -39,11 +39,11 @@ def keep_subset(ds: ArrayDataset, fraction: float, seed: int) -> ArrayDataset:
 def run(params: Params, args: argparse.Namespace) -> None:
     ds = keep_subset(load_raw(params.data), params.data.subset, params.data.split_seed)
     with publish(prepare_plan(), params) as tmp:
-        splits = write_prepared(ds, tmp, params.data.split_seed)
+        splits = write_prepared(ds, tmp, params.data.split_seed, params.data.val_fraction)
     per_class = np.bincount(ds.train_y, minlength=ds.num_classes)
     log.info(
         "prepared %s: %d train (%d-%d per class), %d test, %d classes, %dx%d %s; "
-        "search halves %d/%d, seed %d -> %s",
+        "search halves %d/%d, validation %d, seed %d -> %s",
         ds.name,
         len(ds.train_y),
         per_class.min(),
@@ -55,6 +55,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         f"crops of the image files in {ds.root}" if ds.is_files else "images",
         len(splits.search_weights),
         len(splits.search_arch),
+        len(splits.validation),
         params.data.split_seed,
         PREPARED_DIR,
     )

@@ -9,6 +9,9 @@ artifacts/pretrain/seed-S/ initialises `sswp finetune --init two_stage` and
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 
 import numpy as np
 
@@ -19,7 +22,8 @@ from sswp.data.splits import Splits
 from sswp.engine.interrupt import run_logged
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
 from sswp.engine.runtime import setup
-from sswp.paths import seed_tag
+from sswp.errors import SswpError
+from sswp.paths import BUDGET_FILE, search_dir, seed_tag
 from sswp.stages.children import (
     build_child,
     input_files,
@@ -42,13 +46,48 @@ def pretrain_images(params: Params, num_train: int, splits: Splits) -> np.ndarra
     return np.arange(num_train)
 
 
+def search_steps(seed: int) -> int:
+    """The SimCLR weight steps that the search of `seed` recorded for its weights."""
+    path = search_dir(seed) / BUDGET_FILE
+    rerun = f"rerun `sswp search --seed {seed}`"
+    if not path.is_file():
+        raise SswpError(f"{path} not found; {rerun} (pretrain.budget: search reads it)")
+    try:
+        steps = json.loads(path.read_text())["ssl_steps"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise SswpError(f"{path} holds no ssl_steps ({type(exc).__name__}); {rerun}") from exc
+    if not isinstance(steps, int) or steps < 1:
+        raise SswpError(f"{path}: ssl_steps = {steps!r} is not a positive integer; {rerun}")
+    return steps
+
+
+def with_batch_size(params: Params) -> Params:
+    """pretrain.budget: search pre-trains at the search's batch size, so that a step of each
+    arm sees as many image pairs."""
+    if params.pretrain.budget != "search":
+        return params
+    pretrain = dataclasses.replace(params.pretrain, batch_size=params.search.batch_size)
+    return dataclasses.replace(params, pretrain=pretrain)
+
+
+def with_epochs(params: Params, steps_per_epoch: int) -> Params:
+    """pretrain.budget: search runs the epochs that give budget_fraction of the search's
+    steps (all of them, exactly, when both read the search's weight half at one batch size)."""
+    if params.pretrain.budget != "search":
+        return params
+    target = params.pretrain.budget_fraction * search_steps(params.seed)
+    epochs = max(1, math.ceil(round(target) / steps_per_epoch))
+    return dataclasses.replace(params, pretrain=dataclasses.replace(params.pretrain, epochs=epochs))
+
+
 def run(params: Params, args: argparse.Namespace) -> None:
     tag = seed_tag(params.seed)
     name = f"pretrain/{tag}"
     architecture = params.finetune.architecture
     hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
-    options = loader_options(params, data, manifest, hw, "pretrain.batch_size")
+    recipe = with_batch_size(params)
+    options = loader_options(recipe, data, manifest, hw, "pretrain.batch_size")
     train_loader = make_loader(
         data.train_x,
         data.train_y,
@@ -59,6 +98,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         name=f"{name} training",
         **options,
     )
+    recipe = with_epochs(recipe, len(train_loader))
     child = build_child(
         params,
         data.num_classes,
@@ -75,13 +115,18 @@ def run(params: Params, args: argparse.Namespace) -> None:
         tag,
         input_files(params, architecture, "random"),
         hw.dist.is_main,
+        recipe={"epochs": recipe.pretrain.epochs, "batch_size": recipe.pretrain.batch_size},
     )
-    loop = PretrainLoop(model, train_loader, params.pretrain, params.runtime, hw, name)
+    loop = PretrainLoop(model, train_loader, recipe.pretrain, params.runtime, hw, name)
     history = run_logged(loop, name, checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:
         return
     final = history[-1]
+    steps = recipe.pretrain.epochs * len(train_loader)
     metrics = {
+        "ssl_steps": steps,
+        "ssl_pairs": steps * recipe.pretrain.batch_size,
+        "epochs": recipe.pretrain.epochs,
         "objective_loss": final["objective_loss"],
         "objective_acc": final["objective_acc"],
         "pretrain_hours": loop.clock.hours(),

@@ -11,10 +11,11 @@ from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
 from sswp.engine.runtime import setup
-from sswp.engine.search import SearchLoop
+from sswp.engine.search import SEARCH_BUDGET_KEYS, SearchLoop
 from sswp.nas.supernet import search_space
 from sswp.paths import (
     ALPHA_HISTORY_FILE,
+    BUDGET_FILE,
     GENOTYPE_FILE,
     PREPARED_DIR,
     SPLITS_FILE,
@@ -65,5 +66,6 @@ def run(params: Params, args: argparse.Namespace) -> None:
                 {"search_space": space, "state_dict": snap.state_dict},
             )
         atomic.torch_save(out / ALPHA_HISTORY_FILE, result.alpha_history)
+        atomic.write_json(out / BUDGET_FILE, {k: metrics[k] for k in SEARCH_BUDGET_KEYS})
         write_info(out, info)
     checkpointer.clear()

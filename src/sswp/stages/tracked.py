@@ -24,6 +24,7 @@ _SUPERVISED = (
     "drop_path",
     "grad_clip",
     "label_smoothing",
+    "eval_every",
 )
 # The seed is not here: each run's seed is in its command (`--seed`), so adding a seed to
 # `seeds` runs the new seed's stages and leaves the others alone.
@@ -39,17 +40,33 @@ _RUN = (
     "data.hflip",
 )
 _CHILD = (*_RUN, "search.layers", "search.channels", "search.stem", "child.pool_bn_affine")
-_FINETUNE = (*_CHILD, "finetune.architecture", *(f"finetune.{key}" for key in _SUPERVISED))
+# Each seed's labelled subsets are drawn with data.split_seed and the run's seed.
+_LABELLED = (*_CHILD, "data.split_seed", "finetune.architecture")
+_FINETUNE = (*_LABELLED, *(f"finetune.{key}" for key in _SUPERVISED))
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "prepare": ("data.split_seed", "data.dataset", "data.path", "data.image_size", "data.subset"),
+    "prepare": (
+        "data.split_seed",
+        "data.dataset",
+        "data.path",
+        "data.image_size",
+        "data.subset",
+        "data.val_fraction",
+    ),
     "search": (*_RUN, "data.simclr_min_crop", "search"),
     "train": (*_CHILD, *(f"train.{key}" for key in _SUPERVISED)),
     "train_reference": (*_CHILD, *(f"train.{key}" for key in _SUPERVISED)),
-    "pretrain": (*_CHILD, "data.simclr_min_crop", "finetune.architecture", "pretrain"),
+    # pretrain.budget: search pre-trains at search.batch_size.
+    "pretrain": (
+        *_CHILD,
+        "data.simclr_min_crop",
+        "search.batch_size",
+        "finetune.architecture",
+        "pretrain",
+    ),
     "finetune": _FINETUNE,
     "finetune_two_stage": _FINETUNE,
-    "linear_eval": (*_CHILD, "finetune.architecture", "linear_eval"),
+    "linear_eval": (*_LABELLED, "linear_eval"),
     # Every top-level key: the report copies all params into results/params.yaml.
     "report": tuple(schema()["properties"]),
 }
