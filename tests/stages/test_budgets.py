@@ -47,9 +47,7 @@ def test_search_records_its_simclr_steps_and_pairs(searched, tiny_config, monkey
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.4])
-def test_two_stage_pretraining_gets_the_search_steps(
-    searched, tiny_config, monkeypatch, fraction
-):
+def test_two_stage_pretraining_gets_the_search_steps(searched, tiny_config, monkeypatch, fraction):
     monkeypatch.chdir(searched)
     config = {**tiny_config, "pretrain": {**tiny_config["pretrain"], "budget_fraction": fraction}}
     Path("params.yaml").write_text(yaml.safe_dump(config))
