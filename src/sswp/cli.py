@@ -35,6 +35,7 @@ STAGES = {
     "report": "tables and plots in results/",
 }
 COMPARE_HELP = "print the params and metrics that differ between two result folders"
+DVC_YAML_HELP = "write dvc.yaml from the stage contract and params.yaml's runs"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP)
     compare.add_argument("run_a", metavar="RUN_A", help="a results/ folder, or a run folder")
     compare.add_argument("run_b", metavar="RUN_B", help="the folder to compare it with")
+    dvc_yaml = sub.add_parser("dvc-yaml", help=DVC_YAML_HELP, description=DVC_YAML_HELP)
+    dvc_yaml.add_argument(
+        "--params", default="params.yaml", help="params file (default: params.yaml)"
+    )
+    dvc_yaml.add_argument("--output", default="dvc.yaml", help="where (default: dvc.yaml)")
     return parser
 
 
@@ -114,6 +120,19 @@ def compare(args: argparse.Namespace) -> int:
     return 1 if result.differ else 0
 
 
+def write_dvc_yaml(args: argparse.Namespace) -> int:
+    """Write dvc.yaml for the validated params; exit 2 on bad params, writing nothing."""
+    from sswp import dvc_yaml
+
+    try:
+        text = dvc_yaml.render(load_params(args.params).to_dict())
+    except SswpError as exc:
+        print(f"sswp dvc-yaml: error: {exc}", file=sys.stderr)
+        return 2
+    dvc_yaml.write(Path(args.output), text)
+    return 0
+
+
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
     """Relaunch this very command as `gpus` DDP processes (one per GPU) under torchrun."""
     return [
@@ -134,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.stage == "compare":
         return compare(args)
+    if args.stage == "dvc-yaml":
+        return write_dvc_yaml(args)
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
         check_ratio(params, getattr(args, "ratio", None))
