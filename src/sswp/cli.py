@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sswp import __version__
-from sswp.config import Params, load_params
+from sswp.config import load_params
 from sswp.engine.distributed import launched_by_torchrun, shutdown
 from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
-from sswp.paths import probe_tag, ratio_tag, seed_tag, train_tag
 from sswp.stages.guard import guarded
 from sswp.stages.plan import plan_for
 from sswp.stages.seeds import check_ratio, params_for_seed
@@ -65,20 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def stage_module(stage: str):
     return importlib.import_module(f"sswp.stages.{stage.replace('-', '_')}")
-
-
-def log_name(args: argparse.Namespace, params: Params) -> str:
-    """The stage run's log file name, e.g. `finetune-preserved-0.1-seed-0`."""
-    if args.stage == "finetune":
-        return f"{args.stage}-{ratio_tag(args.init, args.ratio, params.seed)}"
-    if args.stage == "linear-eval":
-        return f"linear_eval-{probe_tag(args.ratio, params.seed)}"
-    if args.stage == "train":
-        architecture = args.architecture or params.train.architectures[0]
-        return f"train-{train_tag(architecture, params.seed)}"
-    if args.stage in ("search", "pretrain"):
-        return f"{args.stage}-{seed_tag(params.seed)}"
-    return args.stage
 
 
 DISTRIBUTED_STAGES = ("search", "train", "pretrain", "finetune")
@@ -166,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = torchrun_command(params.runtime.gpus, argv)
             os.execv(command[0], command)
         main_process = os.environ.get("RANK", "0") == "0"
-        setup_logging(log_name(args, params), main_process=main_process)
         plan = plan_for(args.stage, params, args)
+        setup_logging(plan.log_name, main_process=main_process)
         with interrupt_on_sigterm(), guarded(plan, params, main_process):
             stage_module(args.stage).run(params, args)
     except StageInterrupted as exc:
