@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test lint bench image sif
+.PHONY: setup lock repro snakemake test lint bench image sif dvc-yaml
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ lock:
 repro: $(STAMP)
 	dvc repro
 	@echo "Results: results/summary.md (tables), results/*.png (plots), results/metrics.json"
+
+# dvc.yaml is generated from the stage contract (src/sswp/contract.py) and params.yaml's runs.
+dvc-yaml: $(STAMP)
+	sswp dvc-yaml
 
 snakemake: $(STAMP)
 	snakemake --profile workflow/profiles/default

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sswp.config import Params, load_params
+from sswp.contract import LINEAR_EVAL_ARMS
 from sswp.engine.phases import build_schedule
 from sswp.errors import SswpError
-from sswp.stages.linear_eval import ARMS as LINEAR_EVAL_ARMS
 
 # The last GPU measurement (issue 13): search steps and a child training epoch.
 MEASURED = {

@@ -100,14 +100,6 @@ def test_snakemake_rejects_the_same_bad_params(tmp_path, tiny_config):
     assert "epochs" in output and "minimum" in output
 
 
-def test_dvc_stage_params_are_the_keys_the_stages_track():
-    from sswp.stages.tracked import STAGE_PARAMS
-
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for name, keys in STAGE_PARAMS.items():
-        assert tuple(stages[name]["params"]) == keys, name
-
-
 def test_accumulated_gate_gradients_need_the_two_mode(tiny_config):
     config = _with(
         _with(tiny_config, "search.gate_gradients", "accumulate"), "search.gate_mode", "full_v2"
@@ -117,13 +109,3 @@ def test_accumulated_gate_gradients_need_the_two_mode(tiny_config):
     assert params_from_dict(_with(config, "search.gate_mode", "two")).search.gate_gradients == (
         "accumulate"
     )
-
-
-def test_dvc_stage_code_deps_are_the_files_the_code_digest_covers():
-    from sswp.stages.tracked import STAGE_CODE
-
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert set(STAGE_CODE) == set(stages)
-    for name, files in STAGE_CODE.items():
-        deps = {d.removeprefix("src/sswp/") for d in stages[name]["deps"] if d.startswith("src/")}
-        assert deps == set(files), name

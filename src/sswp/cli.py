@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sswp import __version__
-from sswp.config import Params, load_params
+from sswp.config import load_params
 from sswp.engine.distributed import launched_by_torchrun, shutdown
 from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
 from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
-from sswp.paths import probe_tag, ratio_tag, seed_tag, train_tag
 from sswp.stages.guard import guarded
 from sswp.stages.plan import plan_for
 from sswp.stages.seeds import check_ratio, params_for_seed
@@ -35,6 +34,7 @@ STAGES = {
     "report": "tables and plots in results/",
 }
 COMPARE_HELP = "print the params and metrics that differ between two result folders"
+DVC_YAML_HELP = "write dvc.yaml from the stage contract and params.yaml's runs"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,25 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP)
     compare.add_argument("run_a", metavar="RUN_A", help="a results/ folder, or a run folder")
     compare.add_argument("run_b", metavar="RUN_B", help="the folder to compare it with")
+    dvc_yaml = sub.add_parser("dvc-yaml", help=DVC_YAML_HELP, description=DVC_YAML_HELP)
+    dvc_yaml.add_argument(
+        "--params", default="params.yaml", help="params file (default: params.yaml)"
+    )
+    dvc_yaml.add_argument("--output", default="dvc.yaml", help="where (default: dvc.yaml)")
     return parser
 
 
 def stage_module(stage: str):
     return importlib.import_module(f"sswp.stages.{stage.replace('-', '_')}")
-
-
-def log_name(args: argparse.Namespace, params: Params) -> str:
-    """The stage run's log file name, e.g. `finetune-preserved-0.1-seed-0`."""
-    if args.stage == "finetune":
-        return f"{args.stage}-{ratio_tag(args.init, args.ratio, params.seed)}"
-    if args.stage == "linear-eval":
-        return f"linear_eval-{probe_tag(args.ratio, params.seed)}"
-    if args.stage == "train":
-        architecture = args.architecture or params.train.architectures[0]
-        return f"train-{train_tag(architecture, params.seed)}"
-    if args.stage in ("search", "pretrain"):
-        return f"{args.stage}-{seed_tag(params.seed)}"
-    return args.stage
 
 
 DISTRIBUTED_STAGES = ("search", "train", "pretrain", "finetune")
@@ -114,6 +105,19 @@ def compare(args: argparse.Namespace) -> int:
     return 1 if result.differ else 0
 
 
+def write_dvc_yaml(args: argparse.Namespace) -> int:
+    """Write dvc.yaml for the validated params; exit 2 on bad params, writing nothing."""
+    from sswp import dvc_yaml
+
+    try:
+        text = dvc_yaml.render(load_params(args.params).to_dict())
+    except SswpError as exc:
+        print(f"sswp dvc-yaml: error: {exc}", file=sys.stderr)
+        return 2
+    dvc_yaml.write(Path(args.output), text)
+    return 0
+
+
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
     """Relaunch this very command as `gpus` DDP processes (one per GPU) under torchrun."""
     return [
@@ -134,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.stage == "compare":
         return compare(args)
+    if args.stage == "dvc-yaml":
+        return write_dvc_yaml(args)
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
         check_ratio(params, getattr(args, "ratio", None))
@@ -145,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = torchrun_command(params.runtime.gpus, argv)
             os.execv(command[0], command)
         main_process = os.environ.get("RANK", "0") == "0"
-        setup_logging(log_name(args, params), main_process=main_process)
         plan = plan_for(args.stage, params, args)
+        setup_logging(plan.log_name, main_process=main_process)
         with interrupt_on_sigterm(), guarded(plan, params, main_process):
             stage_module(args.stage).run(params, args)
     except StageInterrupted as exc:

@@ -2,7 +2,7 @@
 
 Every run of a stage has a tag that names its artifacts, metrics, live plots and log alike,
 e.g. `seed-0` (search, pretrain), `final-seed-0` (train), `preserved-0.1-seed-0` (finetune,
-linear eval). dvc.yaml and the Snakemake rules build the same strings.
+linear eval). The stage contract (sswp.contract) declares the same layout as templates.
 """
 
 from __future__ import annotations

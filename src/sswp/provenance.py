@@ -1,10 +1,10 @@
 """Provenance records: the params, code and inputs that made each stage output.
 
 A stage writes `provenance.json` into its artifact folder: digests of its tracked params (the
-keys dvc.yaml lists), of the package files it runs, and of the records of the folders it
+keys the stage contract lists), of the package files it runs, and of the records of the folders it
 read. Before a stage starts it checks those records, and theirs in turn, so a result is
 never built from inputs that the current params or code would make differently, whichever
-driver (or none) made them. Only hashlib and json here: the Snakefile imports this module.
+driver (or none) made them. Plain Python and PyYAML only: the Snakefile imports this module.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sswp.contract import PACKAGE, code_paths, tracked_params
 from sswp.errors import SswpError
 
 RECORD_FILE = "provenance.json"
-PACKAGE = Path(__file__).resolve().parent
 RERUN_HINT = "(or `dvc repro` / `snakemake`, which rerun it)"
 
 
@@ -38,27 +38,14 @@ def params_digest(tracked: Mapping[str, Any]) -> str:
 
 
 def stage_params_digest(params: Any, stage: str) -> str:
-    from sswp.stages.tracked import tracked_params
-
     return params_digest(tracked_params(params, stage))
-
-
-def code_files(stage: str) -> list[Path]:
-    """The package files a stage runs: listed files, and the .py files of listed folders."""
-    from sswp.stages.tracked import STAGE_CODE
-
-    files: list[Path] = []
-    for name in STAGE_CODE[stage]:
-        path = PACKAGE / name
-        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
-    return files
 
 
 @cache
 def code_digest(stage: str) -> str:
     """Digest of the code that this process would run for `stage` (file names and bytes)."""
     digest = hashlib.sha256()
-    for path in code_files(stage):
+    for path in code_paths(stage):
         digest.update(f"{path.relative_to(PACKAGE).as_posix()}\0".encode())
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sswp.contract import LINEAR_EVAL_ARMS
 from sswp.data.datasets import ArrayDataset
 from sswp.engine.distributed import DistContext
 from sswp.engine.runtime import Hardware
@@ -95,7 +96,7 @@ def test_every_probed_arm_takes_bn_statistics_from_the_training_images(
     run = _with_protocol(run, protocol)
 
     def fresh_backbone(params, num_classes, architecture, arm, auxiliary):
-        torch.manual_seed(linear_eval.ARMS.index(arm))
+        torch.manual_seed(LINEAR_EVAL_ARMS.index(arm))
         return ChildNetwork(reference_genotype("darts_v2", 3), 2, 3, auxiliary=False)
 
     seen: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
@@ -111,9 +112,9 @@ def test_every_probed_arm_takes_bn_statistics_from_the_training_images(
 
     monkeypatch.setattr(linear_eval, "build_child", fresh_backbone)
     monkeypatch.setattr(linear_eval, "reestimate_batch_norm", recording)
-    for arm in linear_eval.ARMS:
+    for arm in LINEAR_EVAL_ARMS:
         PROTOCOLS[protocol](run, arm)
-    assert set(seen) == set(linear_eval.ARMS)
+    assert set(seen) == set(LINEAR_EVAL_ARMS)
     for mean, expected, batches in seen.values():
         assert batches == 3
         torch.testing.assert_close(mean, expected, rtol=1e-5, atol=1e-6)

@@ -1,14 +1,12 @@
 rule train:
     input:
-        data="data/prepared",
-        search=train_search_input,
+        # A reference genotype (train.references) reads no search: its stage is train_reference.
+        runs=run_inputs("train"),
         code=code_deps("train"),
-        params_digest=params_digest_input(
-            train_stage, "artifacts/train/{architecture}-seed-{seed}"
-        ),
+        params_digest=params_digest_input(run_stage("train"), STAGES["train"].artifact),
     output:
-        artifacts=directory("artifacts/train/{architecture}-seed-{seed}"),
-        metrics="metrics/train/{architecture}-seed-{seed}.json",
+        artifacts=directory(STAGES["train"].artifact),
+        metrics=STAGES["train"].metrics,
     params:
         file=PARAMS_FILE,
         tracked=stage_params("train"),
@@ -29,13 +27,12 @@ rule train:
 
 rule pretrain:
     input:
-        data="data/prepared",
-        search="artifacts/search/seed-{seed}",
+        runs=run_inputs("pretrain"),
         code=code_deps("pretrain"),
-        params_digest=params_digest_input("pretrain", "artifacts/pretrain/seed-{seed}"),
+        params_digest=params_digest_input("pretrain", STAGES["pretrain"].artifact),
     output:
-        artifacts=directory("artifacts/pretrain/seed-{seed}"),
-        metrics="metrics/pretrain/seed-{seed}.json",
+        artifacts=directory(STAGES["pretrain"].artifact),
+        metrics=STAGES["pretrain"].metrics,
     params:
         file=PARAMS_FILE,
         tracked=stage_params("pretrain"),
@@ -55,15 +52,13 @@ rule pretrain:
 
 rule finetune:
     input:
-        data="data/prepared",
-        weights=finetune_weights,
+        # The search's snapshot, plus the pre-trained backbone for the two-stage arm.
+        runs=run_inputs("finetune"),
         code=code_deps("finetune"),
-        params_digest=params_digest_input(
-            finetune_stage, "artifacts/finetune/{init}-{ratio}-seed-{seed}"
-        ),
+        params_digest=params_digest_input(run_stage("finetune"), STAGES["finetune"].artifact),
     output:
-        artifacts=directory("artifacts/finetune/{init}-{ratio}-seed-{seed}"),
-        metrics="metrics/finetune/{init}-{ratio}-seed-{seed}.json",
+        artifacts=directory(STAGES["finetune"].artifact),
+        metrics=STAGES["finetune"].metrics,
     params:
         file=PARAMS_FILE,
         tracked=stage_params("finetune"),
@@ -84,18 +79,12 @@ rule finetune:
 
 rule linear_eval:
     input:
-        data="data/prepared",
-        search="artifacts/search/seed-{seed}",
-        pretrain="artifacts/pretrain/seed-{seed}",
+        runs=run_inputs("linear_eval"),
         code=code_deps("linear_eval"),
-        params_digest=params_digest_input(
-            "linear_eval", "artifacts/linear_eval/{ratio}-seed-{seed}"
-        ),
+        params_digest=params_digest_input("linear_eval", STAGES["linear_eval"].artifact),
     output:
-        artifacts=directory("artifacts/linear_eval/{ratio}-seed-{seed}"),
-        metrics=expand(
-            "metrics/linear_eval/{arm}-{{ratio}}-seed-{{seed}}.json", arm=LINEAR_EVAL_ARMS
-        ),
+        artifacts=directory(STAGES["linear_eval"].artifact),
+        metrics=STAGES["linear_eval"].metrics,
     params:
         file=PARAMS_FILE,
         tracked=stage_params("linear_eval"),

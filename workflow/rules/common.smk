@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import subprocess
 import sys
@@ -7,9 +8,10 @@ from pathlib import Path
 import yaml
 from snakemake.utils import update_config, validate
 
-# The checkout's provenance module (plain Python): the params digests its records hold.
+# The checkout's stage contract and provenance module (plain Python): each stage's params,
+# code and runs, and the params digests its records hold.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from sswp import yaml12  # noqa: E402
+from sswp import contract, yaml12  # noqa: E402
 from sswp.provenance import RECORD_FILE, params_digest  # noqa: E402
 
 
@@ -37,12 +39,9 @@ for _file in _files:
 update_config(config, _typed(dict(_settings.config)))
 validate(config, "../schemas/params.schema.yaml")
 
-DVC_STAGES = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
-SEEDS = list(config["seeds"])
-ARCHITECTURES = [*config["train"]["architectures"], *config["train"]["references"]]
-RATIOS = [str(float(r)) for r in config["finetune"]["label_ratios"]]
-INITS = list(config["finetune"]["inits"])
-LINEAR_EVAL_ARMS = ["preserved", "two_stage", "random"]
+# Every run that the params ask for (the report's last): its wildcards, folders and files.
+RUNS = contract.runs(config)
+STAGES = contract.STAGES
 # Built from docker/Dockerfile; used when Snakemake runs with `--sdm apptainer`.
 # SSWP_IMAGE=/path/to/sswp.sif (built from docker/apptainer.def) runs a local image instead.
 # Images are tagged <version>-<git revision>; jobs run the checkout's src/ (SSWP below), so
@@ -90,26 +89,20 @@ RESOURCES = {
     "linear_eval": {"gpu": min(GPUS, 1), "cpus_per_task": STAGE_CPUS, "mem_mb": 4000, "runtime": 60},
     "report": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 15},
 }
-REPORT_OUTPUTS = [
-    "results/main_table.csv",
-    "results/main_table.md",
-    "results/label_ratio.csv",
-    "results/label_ratio.md",
-    "results/summary.md",
-    "results/params.yaml",
-    "results/label_ratio.png",
-    "results/training_curves.png",
-    "results/alpha_heatmap.png",
-    "results/metrics.json",
-    "results/headline.json",
-]
+REPORT_OUTPUTS = [*contract.REPORT_FILES, contract.HEADLINE]
+
+
+def _values(wildcard: str) -> str:
+    """The values that the planned runs give a wildcard, as a regex alternation."""
+    found = {dict(run.values)[wildcard] for run in RUNS if wildcard in dict(run.values)}
+    return "|".join(re.escape(value) for value in sorted(found)) or "(?!)"
 
 
 wildcard_constraints:
-    seed=r"[0-9]+",
-    init="preserved|random|two_stage",
-    architecture="final|highest_acc|lowest_loss|darts_v2|pdarts",
-    ratio=r"[0-9]*\.?[0-9]+(e-?[0-9]+)?",
+    seed=_values("seed"),
+    init=_values("init"),
+    architecture=_values("architecture"),
+    ratio=_values("ratio"),
 
 
 def _resolved_params() -> str:
@@ -129,29 +122,14 @@ PARAMS_FILE = _resolved_params()
 
 
 def code_deps(stage: str) -> list[str]:
-    """The library files a stage runs, from its dvc.yaml deps (folders expanded to files)."""
-    files: list[str] = []
-    for dep in DVC_STAGES[stage]["deps"]:
-        path = Path(dep)
-        if not dep.startswith("src/"):
-            continue
-        if path.is_dir():
-            files.extend(sorted(str(p) for p in path.rglob("*.py")))
-        else:
-            files.append(dep)
-    return files
-
-
-def _lookup(key: str):
-    value = config
-    for part in key.split("."):
-        value = value[part]
-    return value
+    """The library files a stage runs, as the contract lists them (folders expanded to files)."""
+    root = Path(workflow.basedir)
+    return [str(path.relative_to(root)) for path in contract.code_paths(stage)]
 
 
 def stage_params(stage: str) -> dict:
-    """Exactly the params keys dvc.yaml declares for the stage, as Snakemake rerun triggers."""
-    return {key: _lookup(key) for key in DVC_STAGES[stage]["params"]}
+    """Exactly the params keys the contract declares for the stage, as rerun triggers."""
+    return contract.tracked_params(config, stage)
 
 
 def _made_with(output: Path, stage: str, digest: str) -> bool:
@@ -196,24 +174,21 @@ def params_digest_input(stage, output: str):
     return digest_file
 
 
-def train_stage(wildcards) -> str:
-    return "train_reference" if wildcards.architecture in config["train"]["references"] else "train"
+def _run(group: str, wildcards):
+    """The planned run of a stage group at these wildcards."""
+    values = dict(wildcards.items())
+    for run in RUNS:
+        if run.group == group and dict(run.values) == values:
+            return run
+    raise ValueError(f"no {group} run of the params has {values}")
 
 
-def finetune_stage(wildcards) -> str:
-    return "finetune_two_stage" if wildcards.init == "two_stage" else "finetune"
+def run_stage(group: str):
+    """Input function: the contract stage of the run (e.g. `train_reference` for a reference)."""
+    return lambda wildcards: _run(group, wildcards).stage
 
 
-def finetune_weights(wildcards) -> list[str]:
-    """The search's snapshot, plus the pre-trained backbone for the two-stage arm."""
-    weights = [f"artifacts/search/seed-{wildcards.seed}"]
-    if wildcards.init == "two_stage":
-        weights.append(f"artifacts/pretrain/seed-{wildcards.seed}")
-    return weights
+def run_inputs(group: str):
+    """Input function: the folders that the run reads, other stages' outputs."""
+    return lambda wildcards: [str(folder) for folder in _run(group, wildcards).inputs]
 
-
-def train_search_input(wildcards) -> list[str]:
-    """A search snapshot's folder; reference genotypes (train.references) need none."""
-    if wildcards.architecture in config["train"]["references"]:
-        return []
-    return [f"artifacts/search/seed-{wildcards.seed}"]

@@ -1,19 +1,8 @@
 rule report:
     input:
-        prepared="data/prepared",
-        search=expand("metrics/search/seed-{seed}.json", seed=SEEDS),
-        alphas=expand("artifacts/search/seed-{seed}", seed=SEEDS),
-        pretrain=expand("metrics/pretrain/seed-{seed}.json", seed=SEEDS),
-        train=expand(
-            "artifacts/train/{architecture}-seed-{seed}", architecture=ARCHITECTURES, seed=SEEDS
-        ),
-        finetune=expand(
-            "artifacts/finetune/{init}-{ratio}-seed-{seed}",
-            init=[*INITS, "two_stage"],
-            ratio=RATIOS,
-            seed=SEEDS,
-        ),
-        linear_eval=expand("artifacts/linear_eval/{ratio}-seed-{seed}", ratio=RATIOS, seed=SEEDS),
+        # Every run's artifact folder (the plan's report inputs) and every metrics file.
+        runs=[str(folder) for folder in RUNS[-1].inputs],
+        metrics=[str(path) for run in RUNS for path in run.files],
         code=code_deps("report"),
         # results/params.yaml records every param, so any change rewrites it.
         params=PARAMS_FILE,

@@ -1,9 +1,9 @@
 rule prepare:
     input:
         code=code_deps("prepare"),
-        params_digest=params_digest_input("prepare", "data/prepared"),
+        params_digest=params_digest_input("prepare", STAGES["prepare"].artifact),
     output:
-        directory("data/prepared"),
+        directory(STAGES["prepare"].artifact),
     params:
         file=PARAMS_FILE,
         tracked=stage_params("prepare"),
@@ -22,12 +22,12 @@ rule prepare:
 
 rule search:
     input:
-        data="data/prepared",
+        runs=run_inputs("search"),
         code=code_deps("search"),
-        params_digest=params_digest_input("search", "artifacts/search/seed-{seed}"),
+        params_digest=params_digest_input("search", STAGES["search"].artifact),
     output:
-        artifacts=directory("artifacts/search/seed-{seed}"),
-        metrics="metrics/search/seed-{seed}.json",
+        artifacts=directory(STAGES["search"].artifact),
+        metrics=STAGES["search"].metrics,
     params:
         file=PARAMS_FILE,
         tracked=stage_params("search"),

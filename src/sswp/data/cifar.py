@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sswp.data.datasets import ArrayDataset
+from sswp.data.arrays import ArrayDataset
 from sswp.errors import SswpError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from sswp.data.datasets import ArrayDataset
+from sswp.data.arrays import ArrayDataset
 
 DEFAULT_IMAGE_SIZE = 32
 TEST_FRACTION = 0.2

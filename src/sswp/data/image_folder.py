@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sswp.data.datasets import ArrayDataset
+from sswp.data.arrays import ArrayDataset
 from sswp.errors import SswpError
 
 SUFFIXES = (".jpg", ".jpeg", ".png")

@@ -18,6 +18,7 @@ from torch import nn
 
 from sswp import atomic
 from sswp.config import Params, SupervisedParams
+from sswp.contract import tracked_params
 from sswp.data.datasets import ArrayDataset, normalization
 from sswp.data.loaders import augment_of, make_loader
 from sswp.engine.checkpoint import Checkpointer
@@ -42,7 +43,6 @@ from sswp.provenance import code_digest, file_digest
 from sswp.stages.outputs import publish
 from sswp.stages.plan import StagePlan
 from sswp.stages.records import split_record, write_info
-from sswp.stages.tracked import tracked_params
 
 # Heads are new in every run that starts from other weights.
 HEAD_PREFIXES = ("classifier.", "auxiliary.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from sswp.config import Params
+from sswp.contract import FINETUNE_INITS, finetune_stage
 from sswp.data.datasets import load_prepared
 from sswp.data.splits import labelled_subset
 from sswp.engine.runtime import setup
@@ -14,15 +15,13 @@ from sswp.stages.children import ChildRun, fit_and_save
 from sswp.stages.plan import finetune_plan
 from sswp.stages.seeds import add_seed_argument
 
-INITS = ("preserved", "random", "two_stage")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seed_argument(parser)
     parser.add_argument("--ratio", type=float, required=True, help="label ratio in (0, 1]")
     parser.add_argument(
         "--init",
-        choices=INITS,
+        choices=FINETUNE_INITS,
         required=True,
         help="preserved: the search's weights; random; two_stage: `sswp pretrain`'s weights",
     )
@@ -35,13 +34,13 @@ def run(params: Params, args: argparse.Namespace) -> None:
         data.train_y, splits.validation, params.data.split_seed, params.seed, args.ratio
     )
     child_run = ChildRun(
-        stage="finetune_two_stage" if args.init == "two_stage" else "finetune",
+        stage=finetune_stage(args.init),
         tag=ratio_tag(args.init, args.ratio, params.seed),
         architecture=params.finetune.architecture,
         init=args.init,
         train_indices=indices,
         validation=splits.validation,
-        plan=finetune_plan(params.finetune.architecture, args.init, args.ratio, params.seed),
+        plan=finetune_plan(args.init, args.ratio, params.seed),
         extra_metrics={
             "init": args.init,
             "label_ratio": args.ratio,

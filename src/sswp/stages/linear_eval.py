@@ -21,6 +21,7 @@ import torch
 
 from sswp import atomic
 from sswp.config import Params
+from sswp.contract import LINEAR_EVAL_ARMS
 from sswp.data.datasets import ArrayDataset, load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import labelled_subset
@@ -51,7 +52,6 @@ from sswp.stages.records import write_info
 from sswp.stages.seeds import add_seed_argument
 
 log = logging.getLogger(__name__)
-ARMS = ("preserved", "two_stage", "random")
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
     labelled_run = LabelledRun(params, data, manifest, indices, splits.validation, args.ratio, hw)
     probe_arm = PROTOCOLS[params.linear_eval.protocol]
     probed: dict[str, Probed] = {}
-    for arm in ARMS:
+    for arm in LINEAR_EVAL_ARMS:
         probed[arm] = probe_arm(labelled_run, arm)
         log.info(
             "linear eval %s at %g labels: test accuracy %.4f",
@@ -228,7 +228,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         )
     if not hw.dist.is_main:
         return
-    plan = linear_eval_plan(params.finetune.architecture, args.ratio, params.seed)
+    plan = linear_eval_plan(args.ratio, params.seed)
     info = {
         "protocol": params.linear_eval.protocol,
         "arms": list(probed),

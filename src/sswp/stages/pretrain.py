@@ -134,5 +134,5 @@ def run(params: Params, args: argparse.Namespace) -> None:
         "architecture": architecture,
         "seed": params.seed,
     }
-    save_run(pretrain_plan(architecture, params.seed), params, child, history, metrics)
+    save_run(pretrain_plan(params.seed), params, child, history, metrics)
     checkpointer.clear()

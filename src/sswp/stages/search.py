@@ -7,6 +7,7 @@ import argparse
 
 from sswp import atomic
 from sswp.config import Params
+from sswp.contract import tracked_params
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
@@ -27,7 +28,6 @@ from sswp.stages.outputs import publish
 from sswp.stages.plan import search_plan
 from sswp.stages.records import split_record, write_info
 from sswp.stages.seeds import add_seed_argument
-from sswp.stages.tracked import tracked_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
