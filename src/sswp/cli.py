@@ -16,14 +16,13 @@ from pathlib import Path
 
 from sswp import __version__
 from sswp.config import Params, load_params
-from sswp.engine.distributed import launched_by_torchrun, shutdown
-from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
-from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
+from sswp.numerics import pin_for_command
 from sswp.paths import probe_tag, ratio_tag, seed_tag, train_tag
-from sswp.stages.guard import guarded
-from sswp.stages.plan import plan_for
 from sswp.stages.seeds import check_ratio, params_for_seed
+
+# No torch or numpy at this module's top (a test checks it): `main` pins their CPU kernels
+# first (runtime.portable_numerics), and they choose them when they load.
 
 STAGES = {
     "prepare": "validate the dataset and write data/prepared (splits included)",
@@ -131,6 +130,13 @@ def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status (0 ok, 2 bad input, 128 + signal if stopped)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    pin_for_command(argv)  # before the parser imports the stages, and with them torch
+    from sswp.engine.distributed import launched_by_torchrun, shutdown
+    from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
+    from sswp.engine.runtime import setup_logging
+    from sswp.stages.guard import guarded
+    from sswp.stages.plan import plan_for
+
     args = build_parser().parse_args(argv)
     if args.stage == "compare":
         return compare(args)

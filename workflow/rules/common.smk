@@ -101,6 +101,7 @@ REPORT_OUTPUTS = [
     "results/training_curves.png",
     "results/alpha_heatmap.png",
     "results/metrics.json",
+    "results/machine.json",
     "results/headline.json",
 ]
 
