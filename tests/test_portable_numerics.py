@@ -50,7 +50,7 @@ def _repo(root: Path, config: dict, repo_copy, merge_config, portable: bool, **r
 
 def _run(command: list[str], root: Path, records: Path) -> subprocess.CompletedProcess:
     hook = records.parent / "hook"
-    hook.mkdir()
+    hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(
         RECORDER.format(keys=list(PORTABLE_ENV), out=str(records))
     )

@@ -34,6 +34,10 @@ STAGES = {
     "report": "tables and plots in results/",
 }
 COMPARE_HELP = "print the params and metrics that differ between two result folders"
+VERIFY_HELP = (
+    "rerun the committed default (or some of its stages or runs) in a scratch folder and "
+    "print every metric and genotype that differs from the committed ones"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP)
     compare.add_argument("run_a", metavar="RUN_A", help="a results/ folder, or a run folder")
     compare.add_argument("run_b", metavar="RUN_B", help="the folder to compare it with")
+    checker = sub.add_parser("verify", help=VERIFY_HELP, description=VERIFY_HELP)
+    checker.add_argument(
+        "--params", default="params.yaml", help="params file (default: params.yaml)"
+    )
+    checker.add_argument(
+        "--stages",
+        nargs="+",
+        metavar="STAGE",
+        help="stages (search, finetune, ...) or runs (finetune:preserved-0.02-seed-0) to rerun, "
+        "with what they need (default: all)",
+    )
+    checker.add_argument("--scratch", help="folder to rerun in (default: a new temporary one)")
+    checker.add_argument(
+        "--keep", action="store_true", help="keep the temporary scratch folder afterwards"
+    )
     return parser
 
 
@@ -113,6 +132,34 @@ def compare(args: argparse.Namespace) -> int:
     return 1 if result.differ else 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Exit 0 if the rerun is identical (or within tolerance, where it cannot be identical),
+    1 if anything differs, 2 on bad input or a failed stage."""
+    import shutil
+
+    from sswp.verify import scratch_folder
+    from sswp.verify import verify as rerun_and_compare
+
+    try:
+        params = load_params(args.params)
+        scratch, made = scratch_folder(args.scratch)
+    except SswpError as exc:
+        print(f"sswp verify: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = rerun_and_compare(params, Path(args.params), Path.cwd(), scratch, args.stages)
+    except SswpError as exc:
+        print(f"sswp verify: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if made and not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    for line in [*result.notes, *result.lines]:
+        print(line)
+    print("verify: differs" if result.differ else "verify: identical to the committed results")
+    return 1 if result.differ else 0
+
+
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
     """Relaunch this very command as `gpus` DDP processes (one per GPU) under torchrun."""
     return [
@@ -140,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.stage == "compare":
         return compare(args)
+    if args.stage == "verify":
+        return verify(args)
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
         check_ratio(params, getattr(args, "ratio", None))
