@@ -12,7 +12,17 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: tuple[tuple[str, ...], ...] = (
     # Plain building blocks; the stage contract, which the Snakefile imports, sits here.
-    ("sswp", "sswp.errors", "sswp.paths", "sswp.yaml12", "sswp.atomic", "sswp.contract"),
+    # The CPU-kernel pins (numerics) and the machine record load before torch does.
+    (
+        "sswp",
+        "sswp.errors",
+        "sswp.paths",
+        "sswp.yaml12",
+        "sswp.atomic",
+        "sswp.contract",
+        "sswp.numerics",
+        "sswp.machine",
+    ),
     # Params, and the provenance records that digest them and the code.
     ("sswp.config", "sswp.provenance"),
     # Data, the search space and the self-supervised objectives.
@@ -21,8 +31,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sswp.models",),
     # Training loops, checkpoints and the runtime.
     ("sswp.engine",),
-    # The stages, the report, comparisons and the dvc.yaml generator.
-    ("sswp.stages", "sswp.report", "sswp.compare", "sswp.dvc_yaml"),
+    # The stages, the report, comparisons, the dvc.yaml generator and the rerun check.
+    ("sswp.stages", "sswp.report", "sswp.compare", "sswp.dvc_yaml", "sswp.verify"),
     # The command line.
     ("sswp.cli",),
 )

@@ -40,6 +40,7 @@ OUTPUT_NAMES = {
     "metrics.json",
     "headline.json",
     "params.yaml",
+    "machine.json",
 }
 
 # Two seeds; every accuracy pair is chosen so that mean and sample std are known exactly.

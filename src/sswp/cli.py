@@ -16,13 +16,12 @@ from pathlib import Path
 
 from sswp import __version__
 from sswp.config import load_params
-from sswp.engine.distributed import launched_by_torchrun, shutdown
-from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
-from sswp.engine.runtime import setup_logging
 from sswp.errors import SswpError
-from sswp.stages.guard import guarded
-from sswp.stages.plan import plan_for
+from sswp.numerics import pin_for_command
 from sswp.stages.seeds import check_ratio, params_for_seed
+
+# No torch or numpy at this module's top (a test checks it): `main` pins their CPU kernels
+# first (runtime.portable_numerics), and they choose them when they load.
 
 STAGES = {
     "prepare": "validate the dataset and write data/prepared (splits included)",
@@ -35,6 +34,10 @@ STAGES = {
 }
 COMPARE_HELP = "print the params and metrics that differ between two result folders"
 DVC_YAML_HELP = "write dvc.yaml from the stage contract and params.yaml's runs"
+VERIFY_HELP = (
+    "rerun the committed default (or some of its stages or runs) in a scratch folder and "
+    "print every metric and genotype that differs from the committed ones"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--params", default="params.yaml", help="params file (default: params.yaml)"
     )
     dvc_yaml.add_argument("--output", default="dvc.yaml", help="where (default: dvc.yaml)")
+    checker = sub.add_parser("verify", help=VERIFY_HELP, description=VERIFY_HELP)
+    checker.add_argument(
+        "--params", default="params.yaml", help="params file (default: params.yaml)"
+    )
+    checker.add_argument(
+        "--stages",
+        nargs="+",
+        metavar="STAGE",
+        help="stages (search, finetune, ...) or runs (finetune:preserved-0.02-seed-0) to rerun, "
+        "with what they need (default: all)",
+    )
+    checker.add_argument("--scratch", help="folder to rerun in (default: a new temporary one)")
+    checker.add_argument(
+        "--keep", action="store_true", help="keep the temporary scratch folder afterwards"
+    )
     return parser
 
 
@@ -118,6 +136,34 @@ def write_dvc_yaml(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Exit 0 if the rerun is identical (or within tolerance, where it cannot be identical),
+    1 if anything differs, 2 on bad input or a failed stage."""
+    import shutil
+
+    from sswp.verify import scratch_folder
+    from sswp.verify import verify as rerun_and_compare
+
+    try:
+        params = load_params(args.params)
+        scratch, made = scratch_folder(args.scratch)
+    except SswpError as exc:
+        print(f"sswp verify: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = rerun_and_compare(params, Path(args.params), Path.cwd(), scratch, args.stages)
+    except SswpError as exc:
+        print(f"sswp verify: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if made and not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    for line in [*result.notes, *result.lines]:
+        print(line)
+    print("verify: differs" if result.differ else "verify: identical to the committed results")
+    return 1 if result.differ else 0
+
+
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
     """Relaunch this very command as `gpus` DDP processes (one per GPU) under torchrun."""
     return [
@@ -135,11 +181,20 @@ def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; return the exit status (0 ok, 2 bad input, 128 + signal if stopped)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    pin_for_command(argv)  # before the parser imports the stages, and with them torch
+    from sswp.engine.distributed import launched_by_torchrun, shutdown
+    from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
+    from sswp.engine.runtime import setup_logging
+    from sswp.stages.guard import guarded
+    from sswp.stages.plan import plan_for
+
     args = build_parser().parse_args(argv)
     if args.stage == "compare":
         return compare(args)
     if args.stage == "dvc-yaml":
         return write_dvc_yaml(args)
+    if args.stage == "verify":
+        return verify(args)
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
         check_ratio(params, getattr(args, "ratio", None))

@@ -34,6 +34,7 @@ class RuntimeParams:
     channels_last: bool
     compile: str
     deterministic: bool
+    portable_numerics: bool
     sync_bn: bool
     progress: str
     keep_checkpoints: bool

@@ -52,6 +52,7 @@ _RUN = (
     "runtime.threads",
     "runtime.amp",
     "runtime.deterministic",
+    "runtime.portable_numerics",
     "runtime.sync_bn",
     "data.loader",
     "data.workers",
@@ -73,6 +74,8 @@ _COMMON_CODE = (
     "paths.py",
     "contract.py",
     "provenance.py",
+    "numerics.py",
+    "machine.py",
     "stages/plan.py",
     "stages/guard.py",
     "stages/outputs.py",
@@ -116,6 +119,7 @@ REPORT_FILES = tuple(
         "training_curves.png",
         "alpha_heatmap.png",
         "metrics.json",
+        "machine.json",
     )
 )
 HEADLINE = f"{RESULTS}/headline.json"

@@ -64,7 +64,10 @@ def record_digest(folder: Path) -> str | None:
 def make_record(
     stage: str, command: str, params: Any, inputs: Iterable[Path], outputs: Mapping[str, Path]
 ) -> dict[str, Any]:
-    """The record of one stage run: what made it, and a digest of every file it wrote."""
+    """The record of one stage run: what made it (the machine and its CPU kernels too), and
+    a digest of every file it wrote."""
+    from sswp.machine import describe
+
     return {
         "stage": stage,
         "command": command,
@@ -72,6 +75,7 @@ def make_record(
         "code": code_digest(stage),
         "inputs": {str(folder): record_digest(folder) for folder in inputs},
         "outputs": {name: file_digest(path) for name, path in sorted(outputs.items())},
+        "machine": describe(),
     }
 
 

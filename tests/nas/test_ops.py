@@ -4,17 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from sswp.nas.ops import (
-    CANDIDATE_OPS,
+from sswp.nas.cpu_fast_paths import (
     Activation,
     BatchNorm2d,
-    FactorizedReduce,
     PhaseConv2d,
     ReLUFirst,
     concat_channels,
-    make_op,
     run_op,
 )
+from sswp.nas.ops import CANDIDATE_OPS, FactorizedReduce, make_op
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
@@ -57,14 +55,17 @@ def test_an_op_on_a_shared_relu_equals_the_op_alone(name, stride):
         assert state.relu() is state.relu()  # computed once for both readers
 
 
+@pytest.mark.parametrize("size", [8, 9])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_factorized_reduce_on_phases_equals_the_padded_shift(memory_format):
+def test_factorized_reduce_on_phases_equals_the_padded_shift(memory_format, size):
     torch.manual_seed(0)
     reduce = FactorizedReduce(6, 8, affine=False)
-    x = torch.randn(3, 6, 8, 8).contiguous(memory_format=memory_format)
+    x = torch.randn(3, 6, size, size).contiguous(memory_format=memory_format)
     xs = [x.clone().requires_grad_(True) for _ in range(2)]
     out = reduce(xs[0])
-    y = torch.relu(xs[1])
+    # DARTS' stride-2 convs, on contiguous input: on channels_last, oneDNN's AVX2 backward
+    # of this conv corrupts the heap (docs/known-issues.md).
+    y = torch.relu(xs[1]).contiguous()
     shifted = nn.functional.pad(y[:, :, 1:, 1:], (0, 1, 0, 1))
     expected = reduce.bn(torch.cat([reduce.conv_1(y), reduce.conv_2(shifted)], dim=1))
     torch.testing.assert_close(out, expected)

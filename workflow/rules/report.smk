@@ -24,6 +24,7 @@ rule report:
             "results/alpha_heatmap.png", caption="../report/alpha_heatmap.rst", category="Plots"
         ),
         "results/metrics.json",
+        "results/machine.json",
         "results/headline.json",
     params:
         tracked=stage_params("report"),

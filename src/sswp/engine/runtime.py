@@ -23,6 +23,7 @@ from sswp.data.backend import choose_backend, loader_threads
 from sswp.engine.allocator import keep_freed_memory
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
+from sswp.numerics import PORTABLE_ENV
 from sswp.paths import LIVE_DIR, LOG_DIR
 
 T = TypeVar("T")
@@ -134,14 +135,32 @@ def compute_threads(runtime: RuntimeParams, data: DataParams | None, dali: bool)
     return runtime.threads - loader
 
 
+# cuBLAS's deterministic workspace: 8 buffers of 4096 KiB (":16:8" works too, slower).
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def warn_if_not_portable(runtime: RuntimeParams) -> None:
+    """A stage called in-process, after torch loaded, runs the kernels torch chose then."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if runtime.portable_numerics and capability.lower() != PORTABLE_ENV["ATEN_CPU_CAPABILITY"]:
+        log.warning(
+            "runtime.portable_numerics is on but torch runs %s CPU kernels, not AVX2 ones: "
+            "torch loaded before `sswp` could pin them, or the CPU has no AVX2; results may "
+            "differ in their last bits from other machines'",
+            capability,
+        )
+
+
 def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> Hardware:
     """Threads, seeds, device, host allocator, DDP and kernel choice for one stage process.
 
     `data` (the stage's loader settings) takes the loader's threads out of runtime.threads.
-    With `deterministic`, CPU runs are bit-for-bit repeatable; without it, cuDNN may
-    benchmark and pick the fastest (non-deterministic) kernels.
+    With `deterministic`, CPU runs are bit-for-bit repeatable, and CUDA runs use torch's
+    deterministic algorithms (warning where an op has none) and a fixed cuBLAS workspace;
+    without it, cuDNN may benchmark and pick the fastest (non-deterministic) kernels.
     """
     device = select_device(runtime)
+    warn_if_not_portable(runtime)
     keep_freed_memory()
     dali = data is not None and choose_backend(data.loader, device).dali
     torch.set_num_threads(compute_threads(runtime, data, dali))
@@ -152,9 +171,11 @@ def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> 
         torch.backends.cudnn.benchmark = not runtime.deterministic
         torch.backends.cuda.matmul.allow_tf32 = not runtime.deterministic
         torch.backends.cudnn.allow_tf32 = not runtime.deterministic
+        torch.backends.cudnn.deterministic = runtime.deterministic
     if runtime.deterministic:
         if device.type == "cuda":
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            # cuBLAS reads it when it creates its handle, at the first matmul: after this.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     return Hardware(device, ctx, runtime.channels_last, runtime.amp, runtime.compile)
 

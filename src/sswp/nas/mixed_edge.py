@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sswp.nas.ops import CANDIDATE_OPS, Activation, make_op, run_op
+from sswp.nas.cpu_fast_paths import Activation, run_op
+from sswp.nas.ops import CANDIDATE_OPS, make_op
 
 GATE_MODES = ("two", "full_v2")
 

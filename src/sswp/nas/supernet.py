@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sswp.nas.cpu_fast_paths import Activation, concat_channels, run_op
 from sswp.nas.genotype import (
     EDGES_PER_CELL,
     STEPS,
@@ -26,11 +27,8 @@ from sswp.nas.ops import (
     NON_PARAMETRIC,
     POOL_INDICES,
     SKIP_INDEX,
-    Activation,
     FactorizedReduce,
     ReLUConvBN,
-    concat_channels,
-    run_op,
 )
 
 STEM_MULTIPLIER = 3

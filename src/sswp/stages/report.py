@@ -28,6 +28,7 @@ from sswp import report as rep
 from sswp.config import Params
 from sswp.contract import LINEAR_EVAL_ARMS, TWO_STAGE, tracked_params
 from sswp.errors import SswpError
+from sswp.machine import MACHINE_JSON, machine_json
 from sswp.nas.genotype import EDGES_PER_CELL, Genotype
 from sswp.nas.ops import CANDIDATE_OPS
 from sswp.paths import (
@@ -366,6 +367,7 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
 
 def run(params: Params, args: argparse.Namespace) -> None:
     outputs = build(params, gather(params))
+    outputs[MACHINE_JSON] = machine_json(params.runtime.portable_numerics)
     for path, content in outputs.items():
         if isinstance(content, bytes):
             atomic.write_bytes(path, content)
