@@ -87,9 +87,9 @@ def test_history_parses_unevaluated_epochs_as_none():
         ([{"test_acc": 0.5}], "epoch 1 has no train_acc in"),
         (_epochs([0.5, 0.5], [1.5, 0.5]), r"epoch 1 has test_acc = 1.5, not in \[0, 1\]"),
         (_epochs([0.5, 0.5], [0.5, None]), r"the last epoch \(2\) has no test_acc"),
-        (_epochs([0.5, 0.5], [0.5, 0.5]), "has no non-decreasing step count"),
-        (_epochs([0.5, 0.5], [0.5, 0.5], steps=[4, 2]), "has no non-decreasing step count"),
-        (_epochs([0.5], [0.5], steps=[1.5]), "has no non-decreasing step count"),
+        (_epochs([0.5, 0.5], [0.5, 0.5]), "lack a non-decreasing step count"),
+        (_epochs([0.5, 0.5], [0.5, 0.5], steps=[4, 2]), "lack a non-decreasing step count"),
+        (_epochs([0.5], [0.5], steps=[1.5]), "lack a non-decreasing step count"),
     ],
 )
 def test_bad_histories_are_named(history, message):

@@ -46,7 +46,7 @@ def curve_from_history(history: Any, need_steps: bool) -> Curve:
     and in [0, 1] where present; `step` (with `need_steps`) is a non-decreasing count.
     """
     if not isinstance(history, list) or not history:
-        raise ValueError("is not a non-empty list of epochs")
+        raise ValueError("the history is not a non-empty list of epochs")
     for i, epoch in enumerate(history, 1):
         if not isinstance(epoch, dict):
             raise ValueError(f"epoch {i} is not an object")
@@ -61,7 +61,7 @@ def curve_from_history(history: Any, need_steps: bool) -> Curve:
         steps = tuple(epoch.get("step") for epoch in history)
         counts = all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps)
         if not counts or any(b < a for a, b in zip(steps, steps[1:], strict=False)):
-            raise ValueError("has no non-decreasing step count (cumulative steps) on every epoch")
+            raise ValueError("its epochs lack a non-decreasing step count (cumulative steps)")
     return Curve(
         train_acc=tuple(float(e["train_acc"]) for e in history),
         test_acc=tuple(float(e["test_acc"]) if "test_acc" in e else None for e in history),
