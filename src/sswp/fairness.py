@@ -34,14 +34,17 @@ OBJECTIVE_NAMES = {"simclr": "SimCLR", "byol": "BYOL", "supervised": "supervised
 
 
 def objective_name(objective: str) -> str:
+    """How the budget tables name the search objective's steps: `SimCLR steps`."""
     return OBJECTIVE_NAMES.get(objective, objective)
 
 
 def _mean(values: Sequence[float]) -> float:
+    """A mean over seeds of counts, to one decimal: seeds may differ by a step."""
     return round(statistics.fmean(values), 1)
 
 
 def finetune_steps_column(ratio: float) -> str:
+    """budget.csv's column of one ratio's finetune steps, e.g. `finetune_steps_2%`."""
     return f"finetune_steps_{rep.ratio_key(ratio)}"
 
 

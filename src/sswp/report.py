@@ -46,7 +46,17 @@ MAIN_COLUMNS = (
     "search_cost_unit",
     "labels_used",
 )
-LABEL_RATIO_COLUMNS = ("label_ratio", "arm", "mean", "std", "best_mean", "best_std", "n")
+LABEL_RATIO_COLUMNS = (
+    "label_ratio",
+    "arm",
+    "mean",
+    "std",
+    "best_mean",
+    "best_std",
+    "n",
+    "val_mean",
+    "val_std",
+)
 # An accuracy within this many points of chance says the run did not learn enough to compare.
 CHANCE_MARGIN = 5.0
 NEAR_CHANCE = "†"
@@ -56,6 +66,7 @@ STILL_RISING = "‡"
 MIN_SEEDS_FOR_SPREAD = 3
 FINAL_EPOCH_NOTE = "final epoch, the headline"
 BEST_EPOCH_NOTE = "best over epochs, the original's way of reporting: optimistic"
+VALIDATION_NOTE = "final epoch, on the validation split, where recipes are chosen"
 # headline.json's short keys, so that `dvc metrics show` and `dvc exp show` fit 200 columns:
 # per ratio, the finetuned arms' mean test accuracy and the verdict of preserved against each
 # other arm, as stats.VERDICT_CODES (1 better, 0 no difference detected, -1 worse).
@@ -211,11 +222,13 @@ def label_ratio_table(
     accs: Mapping[str, Mapping[float, Sequence[float]]],
     best: Mapping[str, Mapping[float, Sequence[float]]],
     arm_order: Sequence[Arm],
+    val: Mapping[str, Mapping[float, Sequence[float]]] | None = None,
 ) -> pd.DataFrame:
     """Long table of accuracy (%) per arm (in `arm_order`) and label ratio (ascending).
 
     `accs[arm.key][ratio]` are the per-seed final-epoch test accuracies of that arm at that
-    ratio, `best[arm.key][ratio]` the per-seed best test accuracies over the epochs.
+    ratio, `best[arm.key][ratio]` the per-seed best test accuracies over the epochs, and
+    `val[arm.key][ratio]` (if given) the final-epoch validation accuracies.
     """
     rows = []
     for arm in arm_order:
@@ -223,6 +236,7 @@ def label_ratio_table(
             runs = accs[arm.key][ratio]
             mean, std = accuracy_stats(runs)
             best_mean, best_std = accuracy_stats(best[arm.key][ratio])
+            val_mean, val_std = accuracy_stats(val[arm.key][ratio]) if val else (None, None)
             rows.append(
                 {
                     "label_ratio": float(ratio),
@@ -232,12 +246,12 @@ def label_ratio_table(
                     "best_mean": best_mean,
                     "best_std": best_std,
                     "n": len(runs),
+                    "val_mean": val_mean,
+                    "val_std": val_std,
                 }
             )
     table = pd.DataFrame(rows, columns=list(LABEL_RATIO_COLUMNS))
-    table["std"] = table["std"].astype(float)
-    table["best_std"] = table["best_std"].astype(float)
-    return table
+    return table.astype({c: float for c in ("std", "best_std", "val_mean", "val_std")})
 
 
 def to_csv(table: pd.DataFrame) -> str:
@@ -311,15 +325,18 @@ def label_ratio_markdown(
     num_classes: int,
     best: bool = False,
     rising: Collection[tuple[float, str]] = (),
+    validation: bool = False,
 ) -> str:
     """The long label-ratio table, widened: one row per ratio, one `mean ± std` column per arm.
 
-    `best` shows the best-over-epochs accuracies instead of the final epoch's. A mean within
-    reach of chance is marked, and so is every (ratio, arm key) in `rising`.
+    `best` shows the best-over-epochs accuracies instead of the final epoch's, `validation`
+    the validation split's. A mean within reach of chance is marked, and so is every
+    (ratio, arm key) in `rising`.
     """
     labels = {a.key: a.label for a in ALL_ARMS}
     keys = list(dict.fromkeys(table["arm"]))
-    mean, std = ("best_mean", "best_std") if best else ("mean", "std")
+    prefix = "best_" if best else "val_" if validation else ""
+    mean, std = f"{prefix}mean", f"{prefix}std"
     cells = {
         (r.label_ratio, r.arm): mean_std_text(
             getattr(r, mean),
@@ -344,6 +361,20 @@ def still_rising_note() -> str:
     )
 
 
+def validation_section(
+    table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
+) -> list[str]:
+    """The validation accuracy table's lines, none when the runs recorded no validation."""
+    if table["val_mean"].isna().all():
+        return []
+    return [
+        f"Validation accuracy (%), {VALIDATION_NOTE}:",
+        "",
+        label_ratio_markdown(table, num_classes, rising=rising, validation=True),
+        "",
+    ]
+
+
 def label_ratio_md(
     table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
 ) -> str:
@@ -358,6 +389,7 @@ def label_ratio_md(
             "",
             label_ratio_markdown(table, num_classes, best=True, rising=rising),
             "",
+            *validation_section(table, num_classes, rising),
             chance_note(num_classes),
             "",
             still_rising_note(),
@@ -387,7 +419,10 @@ def metrics_dict(
         out["main"][r.architecture] = entry
     for r in ratios.itertuples():
         arm = out["label_ratio"].setdefault(r.arm, {})
-        arm[ratio_key(r.label_ratio)] = _stats(r.mean, r.std, "mean", "std")
+        entry = _stats(r.mean, r.std, "mean", "std")
+        if _present(r.val_mean):
+            entry |= _stats(r.val_mean, r.val_std, "val_mean", "val_std")
+        arm[ratio_key(r.label_ratio)] = entry
     return out
 
 
@@ -503,6 +538,7 @@ def summary_markdown(
         "",
         label_ratio_markdown(ratios, num_classes, best=True, rising=rising),
         "",
+        *validation_section(ratios, num_classes, rising),
         chance_note(num_classes),
         "",
         still_rising_note(),

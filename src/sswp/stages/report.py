@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -361,7 +362,7 @@ def two_stage_budget(params: Params) -> str:
     return f"{params.pretrain.epochs} epochs"
 
 
-def budget_line(budget: Any, objective: str) -> str:
+def budget_line(budget: pd.DataFrame, objective: str) -> str:
     """The budgets of the budget table in one line."""
     rows = budget.set_index("arm")
     name = fair.objective_name(objective)
@@ -382,7 +383,7 @@ def budget_line(budget: Any, objective: str) -> str:
     )
 
 
-def scale_lines(params: Params, inputs: Inputs, budget: Any) -> list[str]:
+def scale_lines(params: Params, inputs: Inputs, budget: pd.DataFrame) -> list[str]:
     """How big the run was: data, network, the epochs of every stage, seeds and budgets."""
     manifest, sp = inputs.manifest, params.search
     height, width = manifest["image_shape"][:2]
@@ -429,7 +430,12 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
     main = rep.main_table(objective, inputs.train, inputs.searches)
     arms = rep.arms(params.finetune.inits)
     accs = arm_accuracies(params, inputs)
-    ratios = rep.label_ratio_table(accs, arm_accuracies(params, inputs, "best_test_acc"), arms)
+    ratios = rep.label_ratio_table(
+        accs,
+        arm_accuracies(params, inputs, "best_test_acc"),
+        arms,
+        arm_accuracies(params, inputs, "val_acc"),
+    )
     num_classes = len(inputs.manifest["classes"])
     budget = fair.budget_table(
         inputs.searches,
