@@ -100,6 +100,12 @@ REPORT_OUTPUTS = [
     "results/label_ratio.png",
     "results/training_curves.png",
     "results/alpha_heatmap.png",
+    "results/budget.csv",
+    "results/budget.md",
+    "results/comparisons.csv",
+    "results/comparisons.md",
+    "results/learning_curves.csv",
+    "results/learning_curves.png",
     "results/metrics.json",
     "results/headline.json",
 ]

@@ -127,5 +127,13 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "stages/finetune.py",
         "stages/linear_eval.py",
     ),
-    "report": (*_COMMON_CODE, "nas", "report.py", "stages/report.py"),
+    "report": (
+        *_COMMON_CODE,
+        "nas",
+        "curves.py",
+        "stats.py",
+        "fairness.py",
+        "report.py",
+        "stages/report.py",
+    ),
 }
