@@ -160,7 +160,7 @@ def test_comparisons_leave_out_arms_that_did_not_run_and_one_seed_has_no_interva
     (row,) = table.itertuples()
     assert (row.stage, row.opponent, row.mean, row.n) == ("linear_eval", "random", 20.0, 1)
     assert pd.isna(row.low) and row.verdict == stats.NO_INTERVAL
-    assert fair.difference_text(row) == "+20.00 (no interval (1 seed))"
+    assert fair.difference_text(row) == "+20.00 (no interval: 1 seed)"
     assert fair.comparisons_metrics(table) == {
         "linear_eval": {"vs_random": {"10%": {"mean": 20.0, "n": 1}}}
     }

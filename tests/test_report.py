@@ -4,6 +4,7 @@ and its failures."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -919,3 +920,18 @@ def test_summary_gives_the_validation_split_when_prepare_records_it(
     _run(params)
     text = Path("results/summary.md").read_text()
     assert "- Validation split: 143 training images with their labels, where recipes" in text
+
+
+def test_one_seed_gives_differences_without_intervals_or_verdict_codes(params, run_dir):
+    one_seed = dataclasses.replace(params, seeds=(0,), seed=0)
+    _run(one_seed)
+    comparisons = Path("results/comparisons.md").read_text()
+    assert "| 10% | finetune | +20.00 (no interval: 1 seed) | +10.00 (no interval: 1 seed) |" in (
+        comparisons
+    )
+    assert json.loads(Path("results/headline.json").read_text())["10%"] == {
+        "pres": 80.0,
+        "rand": 60.0,
+        "two": 70.0,
+    }
+    assert "With 1 seed, every ±" in Path("results/summary.md").read_text()

@@ -19,7 +19,7 @@ CONFIDENCE = 0.95
 BETTER = "better"
 WORSE = "worse"
 NO_DIFFERENCE = "no difference detected"
-NO_INTERVAL = "no interval (1 seed)"
+NO_INTERVAL = "no interval: 1 seed"
 # headline.json holds numbers only (DVC metrics): a verdict as a number, none for one seed.
 VERDICT_CODES = {BETTER: 1, NO_DIFFERENCE: 0, WORSE: -1}
 
