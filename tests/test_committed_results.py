@@ -87,6 +87,7 @@ def test_committed_headline_is_the_report_of_the_committed_tables():
     expected = rep.headline(
         pd.read_csv(REPO / "results" / "main_table.csv"),
         pd.read_csv(REPO / "results" / "label_ratio.csv"),
+        pd.read_csv(REPO / "results" / "comparisons.csv"),
         raw["finetune"]["architecture"],
     )
     assert json.loads((REPO / "results" / "headline.json").read_text()) == expected

@@ -4,6 +4,7 @@ and its failures."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from sswp import fairness as fair
 from sswp import report as rep
 from sswp.compare import compare_runs
 from sswp.config import params_from_dict
@@ -36,6 +38,12 @@ OUTPUT_NAMES = {
     "label_ratio.png",
     "training_curves.png",
     "alpha_heatmap.png",
+    "budget.csv",
+    "budget.md",
+    "comparisons.csv",
+    "comparisons.md",
+    "learning_curves.csv",
+    "learning_curves.png",
     "summary.md",
     "metrics.json",
     "headline.json",
@@ -45,9 +53,16 @@ OUTPUT_NAMES = {
 
 # Two seeds; every accuracy pair is chosen so that mean and sample std are known exactly.
 SEEDS = (0, 1)
+# The preserved weights' self-supervised budget, the same for both seeds' searches.
+SSL_BUDGET = {
+    "ssl_steps": 1100,
+    "ssl_pairs": 35200,
+    "ssl_steps_after_freeze": 700,
+    "ssl_pairs_after_freeze": 22400,
+}
 SEARCHES = [
-    {"search_hours": 0.25, "processes": 2, "device": "cuda", "labels_used": 0},
-    {"search_hours": 0.5, "processes": 2, "device": "cuda", "labels_used": 0},
+    {"search_hours": 0.25, "processes": 2, "device": "cuda", "labels_used": 0, **SSL_BUDGET},
+    {"search_hours": 0.5, "processes": 2, "device": "cuda", "labels_used": 0, **SSL_BUDGET},
 ]
 TRAIN_ACC = {"final": (0.9, 0.8), "darts_v2": (0.95, 0.93)}
 TRAIN_PARAMS_M = {"final": (0.1234, 0.124), "darts_v2": (0.3, 0.3)}
@@ -63,8 +78,18 @@ ARM_ACC = {
 }
 # Every run's best epoch is this much better than its last, so both columns are checkable.
 BEST_GAIN = 0.05
+# ...and its validation accuracy a point lower than its test accuracy.
+VAL_GAIN = -0.01
 NUM_CLASSES = 10
 PRETRAIN_HOURS = (0.1, 0.3)
+# The two-stage pre-training's steps and pairs per seed: means 366.5 and 11,728, a third of
+# the search's 1,100 and 35,200.
+PRETRAIN_SSL = ({"ssl_steps": 367, "ssl_pairs": 11744}, {"ssl_steps": 366, "ssl_pairs": 11712})
+# Finetune optimiser steps per epoch at each ratio; every finetune runs 10 epochs.
+STEPS_PER_EPOCH = {0.1: 3, 1.0: 9}
+FINETUNE_EPOCHS = 10
+# Finetunes still rising at their end: (init, ratio, seed) -> which accuracy rises.
+RISING = {("random", 0.1, 0): "test", ("two_stage", 1.0, 1): "train"}
 
 MAIN_CSV = (
     "method,architecture,test_error_mean,test_error_std,best_error_mean,best_error_std,seeds,"
@@ -81,19 +106,19 @@ MAIN_MD = (
     "| DARTS-V2 | 6.00 ± 1.41 | 1.00 ± 1.41 | 2 | 0.3000 | — | — |"
 )
 LABEL_RATIO_CSV = (
-    "label_ratio,arm,mean,std,best_mean,best_std,n\n"
-    "0.1,finetune_preserved,75.0,7.07,80.0,7.07,2\n"
-    "1.0,finetune_preserved,90.0,0.0,95.0,0.0,2\n"
-    "0.1,finetune_random,55.0,7.07,60.0,7.07,2\n"
-    "1.0,finetune_random,87.0,1.41,92.0,1.41,2\n"
-    "0.1,finetune_two_stage,70.0,0.0,75.0,0.0,2\n"
-    "1.0,finetune_two_stage,88.0,1.41,93.0,1.41,2\n"
-    "0.1,linear_preserved,55.0,7.07,60.0,7.07,2\n"
-    "1.0,linear_preserved,60.0,0.0,65.0,0.0,2\n"
-    "0.1,linear_two_stage,40.0,0.0,45.0,0.0,2\n"
-    "1.0,linear_two_stage,47.5,3.54,52.5,3.54,2\n"
-    "0.1,linear_random,12.0,0.0,17.0,0.0,2\n"
-    "1.0,linear_random,35.0,0.0,40.0,0.0,2\n"
+    "label_ratio,arm,mean,std,best_mean,best_std,n,val_mean,val_std\n"
+    "0.1,finetune_preserved,75.0,7.07,80.0,7.07,2,74.0,7.07\n"
+    "1.0,finetune_preserved,90.0,0.0,95.0,0.0,2,89.0,0.0\n"
+    "0.1,finetune_random,55.0,7.07,60.0,7.07,2,54.0,7.07\n"
+    "1.0,finetune_random,87.0,1.41,92.0,1.41,2,86.0,1.41\n"
+    "0.1,finetune_two_stage,70.0,0.0,75.0,0.0,2,69.0,0.0\n"
+    "1.0,finetune_two_stage,88.0,1.41,93.0,1.41,2,87.0,1.41\n"
+    "0.1,linear_preserved,55.0,7.07,60.0,7.07,2,54.0,7.07\n"
+    "1.0,linear_preserved,60.0,0.0,65.0,0.0,2,59.0,0.0\n"
+    "0.1,linear_two_stage,40.0,0.0,45.0,0.0,2,39.0,0.0\n"
+    "1.0,linear_two_stage,47.5,3.54,52.5,3.54,2,46.5,3.54\n"
+    "0.1,linear_random,12.0,0.0,17.0,0.0,2,11.0,0.0\n"
+    "1.0,linear_random,35.0,0.0,40.0,0.0,2,34.0,0.0\n"
 )
 LABEL_RATIO_MD = (
     "| label ratio | finetune preserved | finetune random | finetune two-stage "
@@ -116,28 +141,28 @@ METRICS = {
     },
     "label_ratio": {
         "finetune_preserved": {
-            "10%": {"mean": 75.0, "std": 7.07},
-            "100%": {"mean": 90.0, "std": 0.0},
+            "10%": {"mean": 75.0, "std": 7.07, "val_mean": 74.0, "val_std": 7.07},
+            "100%": {"mean": 90.0, "std": 0.0, "val_mean": 89.0, "val_std": 0.0},
         },
         "finetune_random": {
-            "10%": {"mean": 55.0, "std": 7.07},
-            "100%": {"mean": 87.0, "std": 1.41},
+            "10%": {"mean": 55.0, "std": 7.07, "val_mean": 54.0, "val_std": 7.07},
+            "100%": {"mean": 87.0, "std": 1.41, "val_mean": 86.0, "val_std": 1.41},
         },
         "finetune_two_stage": {
-            "10%": {"mean": 70.0, "std": 0.0},
-            "100%": {"mean": 88.0, "std": 1.41},
+            "10%": {"mean": 70.0, "std": 0.0, "val_mean": 69.0, "val_std": 0.0},
+            "100%": {"mean": 88.0, "std": 1.41, "val_mean": 87.0, "val_std": 1.41},
         },
         "linear_preserved": {
-            "10%": {"mean": 55.0, "std": 7.07},
-            "100%": {"mean": 60.0, "std": 0.0},
+            "10%": {"mean": 55.0, "std": 7.07, "val_mean": 54.0, "val_std": 7.07},
+            "100%": {"mean": 60.0, "std": 0.0, "val_mean": 59.0, "val_std": 0.0},
         },
         "linear_two_stage": {
-            "10%": {"mean": 40.0, "std": 0.0},
-            "100%": {"mean": 47.5, "std": 3.54},
+            "10%": {"mean": 40.0, "std": 0.0, "val_mean": 39.0, "val_std": 0.0},
+            "100%": {"mean": 47.5, "std": 3.54, "val_mean": 46.5, "val_std": 3.54},
         },
         "linear_random": {
-            "10%": {"mean": 12.0, "std": 0.0},
-            "100%": {"mean": 35.0, "std": 0.0},
+            "10%": {"mean": 12.0, "std": 0.0, "val_mean": 11.0, "val_std": 0.0},
+            "100%": {"mean": 35.0, "std": 0.0, "val_mean": 34.0, "val_std": 0.0},
         },
     },
 }
@@ -174,7 +199,10 @@ def main() -> pd.DataFrame:
 @pytest.fixture
 def ratios() -> pd.DataFrame:
     return rep.label_ratio_table(
-        _arm_accs(), _arm_accs(gain=BEST_GAIN), rep.arms(("preserved", "random"))
+        _arm_accs(),
+        _arm_accs(gain=BEST_GAIN),
+        rep.arms(("preserved", "random")),
+        _arm_accs(gain=VAL_GAIN),
     )
 
 
@@ -214,7 +242,8 @@ def test_single_seed_label_ratio_has_no_std():
         rep.ALL_ARMS[1:2],
     )
     assert rep.to_csv(table) == (
-        "label_ratio,arm,mean,std,best_mean,best_std,n\n0.5,finetune_random,81.23,,85.0,,1\n"
+        "label_ratio,arm,mean,std,best_mean,best_std,n,val_mean,val_std\n"
+        "0.5,finetune_random,81.23,,85.0,,1,,\n"
     )
     assert rep.label_ratio_markdown(table, NUM_CLASSES).endswith("| 50% | 81.23 |")
     assert rep.label_ratio_markdown(table, NUM_CLASSES, best=True).endswith("| 50% | 85.00 |")
@@ -291,27 +320,76 @@ def test_metrics_dict_exact(main, ratios):
     assert json.loads(json.dumps(metrics, allow_nan=False)) == METRICS
 
 
-# The arms at the smallest ratio (10%), in the label-ratio table's order.
+# Preserved minus the other arm, paired by seed, in points. With 2 seeds the interval uses
+# t(0.975, 1) = 12.706 times the std of the 2 differences over sqrt(2): at 10 %, finetune
+# preserved (80, 70) against two-stage (70, 70) differ by 10 and 0, std 7.07, half-width
+# 12.706 * 5 = 63.53; against random (60, 50) by 20 twice: a zero-width interval above 0.
+COMPARISONS_CSV = (
+    "label_ratio,stage,opponent,mean,low,high,n,verdict\n"
+    "0.1,finetune,random,20.0,20.0,20.0,2,better\n"
+    "1.0,finetune,random,3.0,-9.71,15.71,2,no difference detected\n"
+    "0.1,finetune,two_stage,5.0,-58.53,68.53,2,no difference detected\n"
+    "1.0,finetune,two_stage,2.0,-10.71,14.71,2,no difference detected\n"
+    "0.1,linear_eval,random,43.0,-20.53,106.53,2,no difference detected\n"
+    "1.0,linear_eval,random,25.0,25.0,25.0,2,better\n"
+    "0.1,linear_eval,two_stage,15.0,-48.53,78.53,2,no difference detected\n"
+    "1.0,linear_eval,two_stage,12.5,-19.27,44.27,2,no difference detected\n"
+)
+COMPARISONS_MD = (
+    "| label ratio | stage | preserved − random | preserved − two-stage |\n"
+    "|---:|---|---:|---:|\n"
+    "| 10% | finetune | +20.00 [+20.00, +20.00] better "
+    "| +5.00 [-58.53, +68.53] no difference detected |\n"
+    "| 10% | linear eval | +43.00 [-20.53, +106.53] no difference detected "
+    "| +15.00 [-48.53, +78.53] no difference detected |\n"
+    "| 100% | finetune | +3.00 [-9.71, +15.71] no difference detected "
+    "| +2.00 [-10.71, +14.71] no difference detected |\n"
+    "| 100% | linear eval | +25.00 [+25.00, +25.00] better "
+    "| +12.50 [-19.27, +44.27] no difference detected |"
+)
+# Every ratio: the finetuned arms' mean accuracy, then the verdict codes of preserved
+# against random and two-stage (1 better, 0 no difference detected, -1 worse).
 HEADLINE = {
     "test_error": 15.0,
-    "label_ratio": 0.1,
-    "ft_preserved": 75.0,
-    "ft_random": 55.0,
-    "ft_two_stage": 70.0,
-    "lin_preserved": 55.0,
-    "lin_two_stage": 40.0,
-    "lin_random": 12.0,
+    "10%": {"pres": 75.0, "rand": 55.0, "two": 70.0, "vs_rand": 1, "vs_two": 0},
+    "100%": {"pres": 90.0, "rand": 87.0, "two": 88.0, "vs_rand": 0, "vs_two": 0},
 }
 
 
-def test_headline_is_the_architecture_error_and_every_arm_at_the_smallest_ratio(main, ratios):
-    assert rep.headline(main, ratios, "final") == HEADLINE
-    assert list(rep.headline(main, ratios, "final")) == list(HEADLINE)
-    assert rep.headline(main, ratios, "darts_v2")["test_error"] == 6.0
+@pytest.fixture
+def comparisons() -> pd.DataFrame:
+    return fair.comparisons_table(_arm_accs(), rep.arms(("preserved", "random")))
 
 
-def test_headline_leaves_out_an_architecture_that_was_not_trained(main, ratios):
-    assert "test_error" not in rep.headline(main, ratios, "lowest_loss")
+def test_comparisons_exact(comparisons):
+    assert rep.to_csv(comparisons) == COMPARISONS_CSV
+    assert fair.comparisons_markdown(comparisons) == COMPARISONS_MD
+
+
+def test_headline_is_the_architecture_error_and_the_finetune_verdicts_at_every_ratio(
+    main, ratios, comparisons
+):
+    assert rep.headline(main, ratios, comparisons, "final") == HEADLINE
+    assert rep.headline(main, ratios, comparisons, "darts_v2")["test_error"] == 6.0
+
+
+def test_headline_reads_back_from_the_csv_files(main, ratios, comparisons, tmp_path):
+    """The committed-results test rebuilds the headline from the CSVs the report writes."""
+    tables = {"main": main, "ratios": ratios, "comparisons": comparisons}
+    for name, table in tables.items():
+        (tmp_path / f"{name}.csv").write_text(rep.to_csv(table))
+    read = {name: pd.read_csv(tmp_path / f"{name}.csv") for name in tables}
+    assert rep.headline(read["main"], read["ratios"], read["comparisons"], "final") == HEADLINE
+
+
+def test_headline_leaves_out_what_did_not_run(main, ratios):
+    single = fair.comparisons_table(
+        {k: {r: v[:1] for r, v in by.items()} for k, by in _arm_accs().items()},
+        rep.arms(("preserved", "random")),
+    )
+    out = rep.headline(main, ratios, single, "lowest_loss")
+    assert "test_error" not in out
+    assert out["10%"] == {"pres": 75.0, "rand": 55.0, "two": 70.0}  # one seed: no verdict
 
 
 @pytest.mark.parametrize(
@@ -324,10 +402,17 @@ def test_ratio_label_and_dot_free_key(ratio, label, key):
 
 
 def test_curve_stats_mean_and_sample_std_per_epoch():
-    mean, std = rep.curve_stats([[0.5, 0.7, 0.9], [0.7, 0.9]])
+    epochs, mean, std = rep.curve_stats([[0.5, 0.7, 0.9], [0.7, 0.9]])
+    np.testing.assert_array_equal(epochs, [1, 2])
     np.testing.assert_allclose(mean, [60.0, 80.0])
     np.testing.assert_allclose(std, [np.sqrt(200), np.sqrt(200)])
-    np.testing.assert_allclose(rep.curve_stats([[0.5]])[1], [0.0])
+    np.testing.assert_allclose(rep.curve_stats([[0.5]])[2], [0.0])
+
+
+def test_curve_stats_keep_only_the_epochs_every_seed_evaluated():
+    epochs, mean, _ = rep.curve_stats([[None, 0.5, None, 0.9], [0.1, 0.7, None, 0.7]])
+    np.testing.assert_array_equal(epochs, [2, 4])
+    np.testing.assert_allclose(mean, [60.0, 80.0])
 
 
 # --- plots ---------------------------------------------------------------------------------
@@ -340,7 +425,7 @@ def _alpha_history(epochs: int = 3, cells: int = 3) -> np.ndarray:
 def _curves() -> dict:
     return {
         "train, all labels": {"A": [[0.1, 0.5, 0.6], [0.2, 0.4, 0.7]]},
-        "finetune, 10% of labels": {"B": [[0.3, 0.4, 0.5]], "C": [[0.2, 0.2, 0.3]]},
+        "finetune, 10% of labels": {"B": [[0.3, None, 0.5]], "C": [[0.2, 0.2, 0.3]]},
     }
 
 
@@ -416,11 +501,24 @@ def _write(path: str | Path, data) -> None:
     path.write_text(json.dumps(data))
 
 
-def _history(acc: float) -> list[dict]:
-    return [
-        {"train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.1, "test_acc": acc / 2, "lr": 0.1},
-        {"train_loss": 0.5, "train_acc": 0.9, "test_loss": 0.6, "test_acc": acc, "lr": 0.0},
-    ]
+def _history(acc: float, steps_per_epoch: int = 5, rising: str | None = None) -> list[dict]:
+    """10 epochs, tested at epochs 5 and 10. Test accuracy at epoch 5 is half a point below
+    the final `acc` (so 90 % of it is reached there), or 10 points below when the test
+    accuracy is `rising`; train accuracy is 0.9, or gains 2 points in the last epoch."""
+    history = []
+    for epoch in range(1, FINETUNE_EPOCHS + 1):
+        train = 0.92 if rising == "train" and epoch == FINETUNE_EPOCHS else 0.9
+        entry = {
+            "step": epoch * steps_per_epoch,
+            "train_loss": 1.0 - train,
+            "train_acc": train,
+            "lr": 0.1,
+        }
+        if epoch % 5 == 0:
+            test = acc if epoch == FINETUNE_EPOCHS else acc - (0.1 if rising == "test" else 0.005)
+            entry |= {"test_loss": 1.0 - test, "test_acc": test, "val_acc": test}
+        history.append(entry)
+    return history
 
 
 @pytest.fixture
@@ -452,7 +550,8 @@ def run_dir(tmp_path, monkeypatch) -> Path:
         _write(f"metrics/search/seed-{s}.json", {**numbers, "supernet_params_m": 0.5})
         info = {"device": SEARCHES[s]["device"], "objective": "simclr", "seed": s}
         _write(f"artifacts/search/seed-{s}/info.json", info)
-        _write(f"metrics/pretrain/seed-{s}.json", {"pretrain_hours": PRETRAIN_HOURS[s], "seed": s})
+        pretrain = {"pretrain_hours": PRETRAIN_HOURS[s], "seed": s, **PRETRAIN_SSL[s]}
+        _write(f"metrics/pretrain/seed-{s}.json", pretrain)
         for arch, accs in TRAIN_ACC.items():
             metrics = {
                 **model,
@@ -468,13 +567,17 @@ def run_dir(tmp_path, monkeypatch) -> Path:
                 metrics = {
                     "test_acc": accs[s],
                     "best_test_acc": accs[s] + BEST_GAIN,
+                    "val_acc": accs[s] + VAL_GAIN,
                     "init": init,
                     "label_ratio": ratio,
                     "seed": s,
                 }
                 if stage_name == "finetune":
+                    steps = STEPS_PER_EPOCH[ratio]
                     metrics |= {**model, "params_m": 0.12, "architecture": "final"}
-                    _write(f"artifacts/finetune/{tag}/history.json", _history(accs[s]))
+                    metrics["steps"] = steps * FINETUNE_EPOCHS
+                    history = _history(accs[s], steps, RISING.get((init, ratio, s)))
+                    _write(f"artifacts/finetune/{tag}/history.json", history)
                 _write(f"metrics/{stage_name}/{tag}.json", metrics)
         derive_genotype([torch.randn(14, 7) for _ in range(3)]).save(
             f"artifacts/search/seed-{s}/final/genotype.json"
@@ -499,6 +602,43 @@ def _results() -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in Path("results").iterdir()}
 
 
+# The label-ratio table of the stage's run: random at 10 % (seed 0, test accuracy) and
+# two-stage at 100 % (seed 1, train accuracy) still rose at their end.
+LABEL_RATIO_MD_RISING = LABEL_RATIO_MD.replace(
+    "| 55.00 ± 7.07 | 70.00", "| 55.00 ± 7.07 ‡ | 70.00"
+).replace("| 88.00 ± 1.41 |", "| 88.00 ± 1.41 ‡ |")
+# Means over the 2 seeds: the search's budget, the pre-training's (367 and 366 steps), and
+# 3 or 9 finetune steps an epoch for 10 epochs.
+BUDGET_CSV = (
+    "arm,ssl_steps,ssl_pairs,ssl_steps_after_freeze,ssl_pairs_after_freeze,"
+    "finetune_steps_10%,finetune_steps_100%\n"
+    "preserved,1100.0,35200.0,700.0,22400.0,30.0,90.0\n"
+    "two_stage,366.5,11728.0,,,30.0,90.0\n"
+    "random,0.0,0.0,,,30.0,90.0\n"
+)
+BUDGET_SENTENCE = (
+    "Two-stage got 0.33 times the preserved weights' SimCLR steps (366.5 against 1,100) and "
+    "0.33 times their image pairs (11,728 against 35,200)."
+)
+# Every converged run meets 90 % of its final accuracy at epoch 5 (steps 15 or 45); random
+# seed 0 at 10 % only at its end (30), so that arm's mean is 22.5.
+LEARNING_CSV = (
+    "label_ratio,arm,final_mean,steps_to_90_mean,steps_mean,n\n"
+    "0.1,finetune_preserved,75.0,15.0,30.0,2\n"
+    "1.0,finetune_preserved,90.0,45.0,90.0,2\n"
+    "0.1,finetune_random,55.0,22.5,30.0,2\n"
+    "1.0,finetune_random,87.0,45.0,90.0,2\n"
+    "0.1,finetune_two_stage,70.0,15.0,30.0,2\n"
+    "1.0,finetune_two_stage,88.0,45.0,90.0,2\n"
+)
+UNCONVERGED = [
+    "- finetune random, 10% of labels, seed 0, over its last epoch: train +0.00 points, "
+    "test +10.00 points",
+    "- finetune two-stage, 100% of labels, seed 1, over its last epoch: train +2.00 points, "
+    "test +0.50 points",
+]
+
+
 def test_stage_writes_every_output(params, run_dir):
     _run(params)
     assert {p.name for p in Path("results").iterdir()} == OUTPUT_NAMES
@@ -506,12 +646,41 @@ def test_stage_writes_every_output(params, run_dir):
     assert Path("results/main_table.md").read_text() == MAIN_MD + "\n"
     assert Path("results/label_ratio.csv").read_text() == LABEL_RATIO_CSV
     label_ratio_md = Path("results/label_ratio.md").read_text()
-    assert LABEL_RATIO_MD in label_ratio_md
+    assert LABEL_RATIO_MD_RISING in label_ratio_md
     assert rep.chance_note(NUM_CLASSES) in label_ratio_md
-    assert json.loads(Path("results/metrics.json").read_text()) == METRICS
+    assert rep.still_rising_note() in label_ratio_md
+    validation = label_ratio_md.split(f"Validation accuracy (%), {rep.VALIDATION_NOTE}:")[1]
+    assert "| 10% | 74.00 ± 7.07 | 54.00 ± 7.07 ‡ | 69.00 ± 0.00 |" in validation
+    metrics = json.loads(Path("results/metrics.json").read_text())
+    assert {k: metrics[k] for k in METRICS} == METRICS
+    assert metrics["comparisons"]["finetune"]["vs_random"]["10%"] == {
+        "mean": 20.0,
+        "low": 20.0,
+        "high": 20.0,
+        "n": 2,
+        "verdict": 1,
+    }
+    assert metrics["budget"]["two_stage"] == {
+        "ssl_steps": 366.5,
+        "ssl_pairs": 11728.0,
+        "finetune_steps_10%": 30.0,
+        "finetune_steps_100%": 90.0,
+    }
+    assert metrics["learning"]["finetune_random"]["10%"] == {
+        "steps_to_90": 22.5,
+        "steps": 30.0,
+        "not_converged": 1,
+    }
     assert json.loads(Path("results/headline.json").read_text()) == HEADLINE
-    for name in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
-        assert Path("results", name).read_bytes().startswith(PNG_SIGNATURE)
+    assert Path("results/comparisons.csv").read_text() == COMPARISONS_CSV
+    assert Path("results/comparisons.md").read_text().startswith(COMPARISONS_MD + "\n\n")
+    assert Path("results/budget.csv").read_text() == BUDGET_CSV
+    budget_md = Path("results/budget.md").read_text()
+    assert "| two-stage | 366.5 | 11,728 | — | — | 30 | 90 |" in budget_md
+    assert budget_md.endswith(BUDGET_SENTENCE + "\n")
+    assert Path("results/learning_curves.csv").read_text() == LEARNING_CSV
+    for name in ("label_ratio", "training_curves", "alpha_heatmap", "learning_curves"):
+        assert Path("results", f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_stage_is_deterministic(params, run_dir):
@@ -533,13 +702,29 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     )
     assert "With 2 seeds, every ± (sample std over seeds) is only indicative" in text
     assert rep.chance_note(NUM_CLASSES) in text
+    assert "- Seeds: 2; each seed draws its own labelled subset, nested across label ratios" in text
+    assert "every backbone (preserved, two-stage and random) has its BN statistics" in text
+    assert (
+        "- Budgets: preserved 1,100 SimCLR steps (35,200 image pairs), two-stage 366.5 SimCLR "
+        "steps (11,728 image pairs), random 0; then finetune steps 30 at 10%, 90 at 100% "
+        "(means over seeds)\n" in text
+    )
+    assert "Validation split" not in text  # the manifest does not say
+    # The verdicts come first, right after the scale of the run, then the budgets.
+    verdicts = text.index("## Does weight preservation help?\n\n" + COMPARISONS_MD)
+    assert text.index("## Scale of this run") < verdicts < text.index(BUDGET_SENTENCE)
+    assert BUDGET_SENTENCE in text and text.index(BUDGET_SENTENCE) < text.index("## Search\n")
+    assert "\n".join(UNCONVERGED) in text
+    assert rep.still_rising_note() in text
+    assert "| 10% | 15 of 30 | 22.5 of 30 | 15 of 30 |" in text
+    assert "](learning_curves.png)" in text
     assert "- Search objective: simclr\n" in text
     assert "- Seeds: 0, 1\n" in text
     assert "- Search cost: 0.75 GPU-hours per search (mean over seeds), 0 labels used\n" in text
     assert "- Two-stage baseline pre-training: 0.20 hours per seed (mean)\n" in text
     assert "## Genotypes (`final` snapshot)\n\n```text\n" + "\n".join(genotypes) + "\n```" in text
     assert MAIN_MD in text
-    assert LABEL_RATIO_MD in text
+    assert LABEL_RATIO_MD_RISING in text
     for png in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
         assert f"]({png})" in text
 
@@ -560,13 +745,15 @@ def test_training_curve_panels(params, run_dir):
         "finetune, 100% of labels",
     ]
     assert list(panels["train, all labels"]) == ["SSWP-NAS (simclr, final)", "DARTS-V2"]
-    assert panels["train, all labels"]["DARTS-V2"] == [[0.475, 0.95], [0.465, 0.93]]
+    tested = [None] * 4 + [0.945] + [None] * 4 + [0.95]
+    assert panels["train, all labels"]["DARTS-V2"][0] == tested
     assert list(panels["finetune, 10% of labels"]) == [
         "finetune preserved",
         "finetune random",
         "finetune two-stage",
     ]
-    assert panels["finetune, 10% of labels"]["finetune random"] == [[0.3, 0.6], [0.25, 0.5]]
+    random_seed_1 = panels["finetune, 10% of labels"]["finetune random"][1]
+    assert [a for a in random_seed_1 if a is not None] == [0.495, 0.5]
 
 
 @pytest.mark.parametrize(
@@ -623,7 +810,7 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
         ),
         (
             "metrics/finetune/preserved-0.1-seed-0.json",
-            json.dumps({"test_acc": 80.0, "best_test_acc": 0.8, "params_m": 0.1}),
+            json.dumps({"test_acc": 80.0, "best_test_acc": 0.8, "val_acc": 0.8, "steps": 9}),
             r"^metrics/finetune/preserved-0.1-seed-0.json: test_acc = 80.0 is not a number "
             r"in \[0, 1\]; rerun `sswp finetune --seed 0 --init preserved --ratio 0.1`$",
         ),
@@ -650,8 +837,36 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
         (
             "artifacts/finetune/random-1.0-seed-0/history.json",
             json.dumps([{"test_loss": 0.1}]),
-            r"history.json is not a non-empty list of epochs with test_acc in \[0, 1\]; "
-            r"rerun `sswp finetune --seed 0 --init random --ratio 1.0`$",
+            r"^artifacts/finetune/random-1.0-seed-0/history.json: epoch 1 has no train_acc in "
+            r"\[0, 1\]; rerun `sswp finetune --seed 0 --init random --ratio 1.0`$",
+        ),
+        (
+            "artifacts/finetune/preserved-0.1-seed-1/history.json",
+            json.dumps([{"train_acc": 0.5, "test_acc": 0.5}]),
+            r"^artifacts/finetune/preserved-0.1-seed-1/history.json: its epochs lack a "
+            r"non-decreasing step count \(cumulative steps\); rerun `sswp finetune --seed 1",
+        ),
+        (
+            "artifacts/train/darts_v2-seed-1/history.json",
+            json.dumps([{"train_acc": 0.5, "test_acc": 0.5}, {"train_acc": 0.6}]),
+            r"^artifacts/train/darts_v2-seed-1/history.json: the last epoch \(2\) has no "
+            r"test_acc; rerun `sswp train --seed 1 --architecture darts_v2`$",
+        ),
+        (
+            "metrics/search/seed-1.json",
+            json.dumps({k: v for k, v in SEARCHES[1].items() if k != "ssl_pairs_after_freeze"}),
+            r"^metrics/search/seed-1.json lacks ssl_pairs_after_freeze; "
+            r"rerun `sswp search --seed 1`$",
+        ),
+        (
+            "metrics/pretrain/seed-0.json",
+            json.dumps({"pretrain_hours": 0.1, "ssl_steps": 3.5, "ssl_pairs": 7}),
+            r"^metrics/pretrain/seed-0.json: ssl_steps = 3.5 is not a non-negative integer; ",
+        ),
+        (
+            "metrics/linear_eval/random-0.1-seed-0.json",
+            json.dumps({"test_acc": 0.5, "best_test_acc": 0.5}),
+            r"^metrics/linear_eval/random-0.1-seed-0.json lacks val_acc; rerun `sswp linear-",
         ),
     ],
 )
@@ -690,3 +905,25 @@ def test_compare_reads_what_the_report_writes(params, run_dir):
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if "  main." in line}
     assert rows["main.darts_v2.test_error_mean"] == ["6", "6", "+0"]
     assert rows["main.final.search_hours"] == ["0.75", "0.75", "+0"]
+
+
+def test_summary_gives_the_validation_split_that_prepare_records(params, run_dir):
+    _write("data/prepared/manifest.json", MANIFEST | {"num_validation": 143})
+    _run(params)
+    text = Path("results/summary.md").read_text()
+    assert "- Validation split: 143 training images with their labels, where recipes" in text
+
+
+def test_one_seed_gives_differences_without_intervals_or_verdict_codes(params, run_dir):
+    one_seed = dataclasses.replace(params, seeds=(0,), seed=0)
+    _run(one_seed)
+    comparisons = Path("results/comparisons.md").read_text()
+    assert "| 10% | finetune | +20.00 (no interval: 1 seed) | +10.00 (no interval: 1 seed) |" in (
+        comparisons
+    )
+    assert json.loads(Path("results/headline.json").read_text())["10%"] == {
+        "pres": 80.0,
+        "rand": 60.0,
+        "two": 70.0,
+    }
+    assert "With 1 seed, every ±" in Path("results/summary.md").read_text()

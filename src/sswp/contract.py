@@ -118,6 +118,12 @@ REPORT_FILES = tuple(
         "label_ratio.png",
         "training_curves.png",
         "alpha_heatmap.png",
+        "budget.csv",
+        "budget.md",
+        "comparisons.csv",
+        "comparisons.md",
+        "learning_curves.csv",
+        "learning_curves.png",
         "metrics.json",
         "machine.json",
     )
@@ -285,7 +291,15 @@ STAGES: dict[str, Stage] = {
             "report",
             "sswp report",
             (),  # every top-level key: see stage_params
-            (*_COMMON_CODE, "nas", "report.py", "stages/report.py"),
+            (
+                *_COMMON_CODE,
+                "nas",
+                "curves.py",
+                "stats.py",
+                "fairness.py",
+                "report.py",
+                "stages/report.py",
+            ),
             reads=(
                 PREPARED,
                 *(f"metrics/{group}" for group in ("search", "train", "finetune", "linear_eval")),

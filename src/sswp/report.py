@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
+from sswp.curves import RISE_POINTS
 from sswp.nas.genotype import STEPS, edge_index, reduction_cells
 from sswp.nas.ops import CANDIDATE_OPS, SHORT_NAMES
 from sswp.nas.reference import DISPLAY_NAMES
 from sswp.paths import SNAPSHOTS
+from sswp.stats import VERDICT_CODES
 
 PLOT_DPI = 120
 HEATMAP_DPI = 100
@@ -44,18 +46,32 @@ MAIN_COLUMNS = (
     "search_cost_unit",
     "labels_used",
 )
-LABEL_RATIO_COLUMNS = ("label_ratio", "arm", "mean", "std", "best_mean", "best_std", "n")
+LABEL_RATIO_COLUMNS = (
+    "label_ratio",
+    "arm",
+    "mean",
+    "std",
+    "best_mean",
+    "best_std",
+    "n",
+    "val_mean",
+    "val_std",
+)
 # An accuracy within this many points of chance says the run did not learn enough to compare.
 CHANCE_MARGIN = 5.0
 NEAR_CHANCE = "†"
+# An arm with a finetune still rising at its end (see sswp.curves): not converged.
+STILL_RISING = "‡"
 # Below this many seeds a standard deviation says little about the spread.
 MIN_SEEDS_FOR_SPREAD = 3
 FINAL_EPOCH_NOTE = "final epoch, the headline"
 BEST_EPOCH_NOTE = "best over epochs, the original's way of reporting: optimistic"
-
-
-# headline.json's abbreviations of the arms' stages: `ft_preserved`, `lin_two_stage`.
-HEADLINE_STAGES = {"finetune": "ft", "linear_eval": "lin"}
+VALIDATION_NOTE = "final epoch, on the validation split, where recipes are chosen"
+# headline.json's short keys, so that `dvc metrics show` and `dvc exp show` fit 200 columns:
+# per ratio, the finetuned arms' mean test accuracy and the verdict of preserved against each
+# other arm, as stats.VERDICT_CODES (1 better, 0 no difference detected, -1 worse).
+HEADLINE_ARMS = {"preserved": "pres", "random": "rand", "two_stage": "two"}
+HEADLINE_VERDICTS = {"random": "vs_rand", "two_stage": "vs_two"}
 
 
 @dataclass(frozen=True)
@@ -72,11 +88,6 @@ class Arm:
     @property
     def label(self) -> str:
         return f"{self.stage.replace('_', ' ')} {self.init.replace('_', '-')}"
-
-    @property
-    def short_key(self) -> str:
-        """The arm's key in headline.json, short so that DVC's tables fit a terminal."""
-        return f"{HEADLINE_STAGES[self.stage]}_{self.init}"
 
 
 ALL_ARMS = (
@@ -211,11 +222,13 @@ def label_ratio_table(
     accs: Mapping[str, Mapping[float, Sequence[float]]],
     best: Mapping[str, Mapping[float, Sequence[float]]],
     arm_order: Sequence[Arm],
+    val: Mapping[str, Mapping[float, Sequence[float]]] | None = None,
 ) -> pd.DataFrame:
     """Long table of accuracy (%) per arm (in `arm_order`) and label ratio (ascending).
 
     `accs[arm.key][ratio]` are the per-seed final-epoch test accuracies of that arm at that
-    ratio, `best[arm.key][ratio]` the per-seed best test accuracies over the epochs.
+    ratio, `best[arm.key][ratio]` the per-seed best test accuracies over the epochs, and
+    `val[arm.key][ratio]` (if given) the final-epoch validation accuracies.
     """
     rows = []
     for arm in arm_order:
@@ -223,6 +236,7 @@ def label_ratio_table(
             runs = accs[arm.key][ratio]
             mean, std = accuracy_stats(runs)
             best_mean, best_std = accuracy_stats(best[arm.key][ratio])
+            val_mean, val_std = accuracy_stats(val[arm.key][ratio]) if val else (None, None)
             rows.append(
                 {
                     "label_ratio": float(ratio),
@@ -232,12 +246,12 @@ def label_ratio_table(
                     "best_mean": best_mean,
                     "best_std": best_std,
                     "n": len(runs),
+                    "val_mean": val_mean,
+                    "val_std": val_std,
                 }
             )
     table = pd.DataFrame(rows, columns=list(LABEL_RATIO_COLUMNS))
-    table["std"] = table["std"].astype(float)
-    table["best_std"] = table["best_std"].astype(float)
-    return table
+    return table.astype({c: float for c in ("std", "best_std", "val_mean", "val_std")})
 
 
 def to_csv(table: pd.DataFrame) -> str:
@@ -252,11 +266,12 @@ def _present(value: Any) -> bool:
     return value is not None and not pd.isna(value)
 
 
-def mean_std_text(mean: float, std: float | None, mark: bool = False) -> str:
+def mean_std_text(mean: float, std: float | None, mark: bool = False, rising: bool = False) -> str:
     """`12.35 ± 0.50`, or just `12.35` where a single seed gives no deviation; `mark` adds
-    the near-chance sign."""
+    the near-chance sign, `rising` the not-converged one."""
     text = f"{mean:.2f} ± {std:.2f}" if _present(std) else f"{mean:.2f}"
-    return f"{text} {NEAR_CHANCE}" if mark else text
+    signs = [sign for sign, on in ((NEAR_CHANCE, mark), (STILL_RISING, rising)) if on]
+    return " ".join([text, *signs])
 
 
 def markdown_table(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> str:
@@ -305,18 +320,29 @@ def main_markdown(table: pd.DataFrame, num_classes: int) -> str:
     return markdown_table(header, "lrrrrrr", rows)
 
 
-def label_ratio_markdown(table: pd.DataFrame, num_classes: int, best: bool = False) -> str:
+def label_ratio_markdown(
+    table: pd.DataFrame,
+    num_classes: int,
+    best: bool = False,
+    rising: Collection[tuple[float, str]] = (),
+    validation: bool = False,
+) -> str:
     """The long label-ratio table, widened: one row per ratio, one `mean ± std` column per arm.
 
-    `best` shows the best-over-epochs accuracies instead of the final epoch's. A mean within
-    reach of chance is marked.
+    `best` shows the best-over-epochs accuracies instead of the final epoch's, `validation`
+    the validation split's. A mean within reach of chance is marked, and so is every
+    (ratio, arm key) in `rising`.
     """
     labels = {a.key: a.label for a in ALL_ARMS}
     keys = list(dict.fromkeys(table["arm"]))
-    mean, std = ("best_mean", "best_std") if best else ("mean", "std")
+    prefix = "best_" if best else "val_" if validation else ""
+    mean, std = f"{prefix}mean", f"{prefix}std"
     cells = {
         (r.label_ratio, r.arm): mean_std_text(
-            getattr(r, mean), getattr(r, std), near_chance(getattr(r, mean), num_classes)
+            getattr(r, mean),
+            getattr(r, std),
+            near_chance(getattr(r, mean), num_classes),
+            (r.label_ratio, r.arm) in rising,
         )
         for r in table.itertuples()
     }
@@ -327,19 +353,46 @@ def label_ratio_markdown(table: pd.DataFrame, num_classes: int, best: bool = Fal
     return markdown_table(["label ratio", *(labels[k] for k in keys)], "r" * (len(keys) + 1), rows)
 
 
-def label_ratio_md(table: pd.DataFrame, num_classes: int) -> str:
-    """results/label_ratio.md: the final-epoch table, the best-over-epochs one, the chance note."""
+def still_rising_note() -> str:
+    """The footnote that explains the not-converged mark."""
+    return (
+        f"{STILL_RISING} still rising: not converged. In at least one seed, train or test "
+        f"accuracy gained more than {RISE_POINTS:g} point over the last 10 % of the epochs."
+    )
+
+
+def validation_section(
+    table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
+) -> list[str]:
+    """The validation accuracy table's lines, none when the runs recorded no validation."""
+    if table["val_mean"].isna().all():
+        return []
+    return [
+        f"Validation accuracy (%), {VALIDATION_NOTE}:",
+        "",
+        label_ratio_markdown(table, num_classes, rising=rising, validation=True),
+        "",
+    ]
+
+
+def label_ratio_md(
+    table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
+) -> str:
+    """results/label_ratio.md: the final-epoch table, the best-over-epochs one, the notes."""
     return "\n".join(
         [
             f"Test accuracy (%), {FINAL_EPOCH_NOTE}:",
             "",
-            label_ratio_markdown(table, num_classes),
+            label_ratio_markdown(table, num_classes, rising=rising),
             "",
             f"Test accuracy (%), {BEST_EPOCH_NOTE}:",
             "",
-            label_ratio_markdown(table, num_classes, best=True),
+            label_ratio_markdown(table, num_classes, best=True, rising=rising),
             "",
+            *validation_section(table, num_classes, rising),
             chance_note(num_classes),
+            "",
+            still_rising_note(),
             "",
         ]
     )
@@ -350,9 +403,14 @@ def _stats(mean: float, std: float | None, mean_key: str, std_key: str) -> dict[
     return {mean_key: float(mean)} | ({std_key: float(std)} if _present(std) else {})
 
 
-def metrics_dict(main: pd.DataFrame, ratios: pd.DataFrame) -> dict[str, Any]:
-    """The report's metrics for `dvc exp show` / `dvc metrics diff`: nested, dot-free keys."""
-    out: dict[str, Any] = {"main": {}, "label_ratio": {}}
+def metrics_dict(
+    main: pd.DataFrame, ratios: pd.DataFrame, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report's metrics for `sswp compare` / `dvc metrics diff`: nested, dot-free keys.
+
+    `extra` adds whole sections (comparisons, budgets, learning curves), numbers only.
+    """
+    out: dict[str, Any] = {"main": {}, "label_ratio": {}, **(extra or {})}
     for r in main.itertuples():
         entry = _stats(r.test_error_mean, r.test_error_std, "test_error_mean", "test_error_std")
         entry["params_m"] = float(r.params_m)
@@ -361,28 +419,40 @@ def metrics_dict(main: pd.DataFrame, ratios: pd.DataFrame) -> dict[str, Any]:
         out["main"][r.architecture] = entry
     for r in ratios.itertuples():
         arm = out["label_ratio"].setdefault(r.arm, {})
-        arm[ratio_key(r.label_ratio)] = _stats(r.mean, r.std, "mean", "std")
+        entry = _stats(r.mean, r.std, "mean", "std")
+        if _present(r.val_mean):
+            entry |= _stats(r.val_mean, r.val_std, "val_mean", "val_std")
+        arm[ratio_key(r.label_ratio)] = entry
     return out
 
 
-def headline(main: pd.DataFrame, ratios: pd.DataFrame, architecture: str) -> dict[str, float]:
-    """The few numbers that `dvc metrics show` and `dvc exp show` display, flat and short-keyed.
+def headline(
+    main: pd.DataFrame, ratios: pd.DataFrame, comparisons: pd.DataFrame, architecture: str
+) -> dict[str, Any]:
+    """The few numbers that `dvc metrics show` and `dvc exp show` display, short-keyed.
 
     `test_error` is the mean test error (%) of `architecture` trained from scratch (absent
-    when it was not trained); `label_ratio` is the smallest ratio, and every arm's mean test
-    accuracy (%) at it follows under `Arm.short_key`. metrics.json keeps every number, but
-    as a DVC metric it would make tables over 1,000 columns wide.
+    when it was not trained). Then per label ratio (`ratio_key`), in HEADLINE_ARMS' short
+    keys, every finetuned arm's mean test accuracy (%), and under HEADLINE_VERDICTS the
+    verdict code of the finetuned preserved weights against that arm (absent with one seed:
+    no interval). The paired differences and their intervals are in metrics.json and
+    comparisons.csv: as DVC metrics they would make the tables wider than 200 columns.
     """
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     row = main[main["architecture"] == architecture]
     if len(row):
         out["test_error"] = float(row["test_error_mean"].iloc[0])
-    if len(ratios):
-        smallest = float(ratios["label_ratio"].min())
-        out["label_ratio"] = smallest
-        by_key = {arm.key: arm for arm in ALL_ARMS}
-        for r in ratios[ratios["label_ratio"] == smallest].itertuples():
-            out[by_key[r.arm].short_key] = float(r.mean)
+    inits = {arm.key: arm.init for arm in ALL_ARMS if arm.stage == "finetune"}
+    for ratio in sorted(set(ratios["label_ratio"])):
+        entry: dict[str, float | int] = {}
+        for r in ratios[ratios["label_ratio"] == ratio].itertuples():
+            if r.arm in inits:
+                entry[HEADLINE_ARMS[inits[r.arm]]] = float(r.mean)
+        same = (comparisons["label_ratio"] == ratio) & (comparisons["stage"] == "finetune")
+        for r in comparisons[same].itertuples():
+            if r.verdict in VERDICT_CODES:
+                entry[HEADLINE_VERDICTS[r.opponent]] = VERDICT_CODES[r.verdict]
+        out[ratio_key(float(ratio))] = entry
     return out
 
 
@@ -398,13 +468,20 @@ def summary_markdown(
     pretrains: Sequence[Mapping[str, Any]],
     main: pd.DataFrame,
     ratios: pd.DataFrame,
+    verdicts: str,
+    budget: str,
+    convergence: str,
+    learning: str,
+    rising: Collection[tuple[float, str]] = (),
 ) -> str:
-    """The human report: what was searched, what it found per seed, and how well it trains.
+    """The human report: the verdicts, the budgets behind them, what was searched, what it
+    found per seed, how well it trains, and which finetunes had not converged.
 
     It opens with `scale` (lines saying how big the run was), so that nobody reads a smoke
     run's numbers as the paper's. `genotypes` maps each seed to the short form of its
     `architecture` snapshot; `searches` and `pretrains` are the per-seed search and
-    two-stage pre-training metrics.
+    two-stage pre-training metrics. `verdicts`, `budget`, `convergence` and `learning` are
+    the markdown of those sections (sswp.fairness); `rising` the cells marked not converged.
     """
     cost, unit = search_cost(searches)
     pretrain_hours = statistics.fmean(p["pretrain_hours"] for p in pretrains)
@@ -427,6 +504,14 @@ def summary_markdown(
         *(f"- {line}" for line in scale),
         "",
         *spread,
+        "## Does weight preservation help?",
+        "",
+        verdicts,
+        "",
+        "## Budgets: self-supervised pre-training and finetune steps per arm",
+        "",
+        budget,
+        "",
         "## Search",
         "",
         f"- Search objective: {objective}",
@@ -447,13 +532,26 @@ def summary_markdown(
         "",
         f"## Test accuracy (%) by label ratio, {FINAL_EPOCH_NOTE}",
         "",
-        label_ratio_markdown(ratios, num_classes),
+        label_ratio_markdown(ratios, num_classes, rising=rising),
         "",
         f"## Test accuracy (%) by label ratio, {BEST_EPOCH_NOTE}",
         "",
-        label_ratio_markdown(ratios, num_classes, best=True),
+        label_ratio_markdown(ratios, num_classes, best=True, rising=rising),
         "",
+        *validation_section(ratios, num_classes, rising),
         chance_note(num_classes),
+        "",
+        still_rising_note(),
+        "",
+        "## Convergence of the finetunes",
+        "",
+        convergence,
+        "",
+        "## Learning curves: steps to 90 % of the final test accuracy",
+        "",
+        learning,
+        "",
+        "![Finetune test accuracy against step](learning_curves.png)",
         "",
         "## Plots",
         "",
@@ -467,7 +565,7 @@ def summary_markdown(
     return "\n".join(lines)
 
 
-def _png(fig: Figure, dpi: int = PLOT_DPI) -> bytes:
+def png(fig: Figure, dpi: int = PLOT_DPI) -> bytes:
     """Render a bare Figure (Agg, no pyplot global state) to PNG bytes without the Software
     metadata, so the bytes depend on the data alone and not on the matplotlib version."""
     buf = io.BytesIO()
@@ -493,37 +591,44 @@ def label_ratio_png(table: pd.DataFrame) -> bytes:
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _png(fig)
+    return png(fig)
 
 
-def curve_stats(runs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-epoch mean and std (ddof=1, zero for one seed) of test accuracy in percent.
+def curve_stats(
+    runs: Sequence[Sequence[float | None]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The epochs (from 1) that every seed evaluated, and there the mean and std (ddof=1,
+    zero for one seed) of test accuracy in percent; None marks an epoch not evaluated.
 
     Seeds of one run share its params, hence its epochs; the shortest bounds them anyway.
     """
     epochs = min(len(r) for r in runs)
-    acc = 100 * np.array([r[:epochs] for r in runs], dtype=float)
-    std = acc.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(epochs)
-    return acc.mean(axis=0), std
+    shared = [i for i in range(epochs) if all(r[i] is not None for r in runs)]
+    acc = 100 * np.array([[r[i] for i in shared] for r in runs], dtype=float)
+    std = acc.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(shared))
+    return np.array(shared) + 1, acc.mean(axis=0), std
 
 
-def _grid(panels: int, max_cols: int) -> tuple[int, int]:
+def grid(panels: int, max_cols: int) -> tuple[int, int]:
+    """Rows and columns of a figure with `panels` panels, at most `max_cols` a row."""
     cols = min(panels, max_cols)
     return math.ceil(panels / cols), cols
 
 
-def training_curves_png(panels: Mapping[str, Mapping[str, Sequence[Sequence[float]]]]) -> bytes:
+def training_curves_png(
+    panels: Mapping[str, Mapping[str, Sequence[Sequence[float | None]]]],
+) -> bytes:
     """Test accuracy per epoch, one panel per title, one line (mean, shaded std) per label.
 
-    `panels[title][label]` are the per-seed lists of per-epoch test accuracy fractions.
+    `panels[title][label]` are the per-seed lists of per-epoch test accuracy fractions
+    (None where an epoch was not evaluated).
     """
-    rows, cols = _grid(len(panels), 3)
+    rows, cols = grid(len(panels), 3)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
     for ax, (title, lines) in zip(axes, panels.items(), strict=False):
         for label, runs in lines.items():
-            mean, std = curve_stats(runs)
-            epochs = np.arange(1, len(mean) + 1)
+            epochs, mean, std = curve_stats(runs)
             ax.plot(epochs, mean, marker="." if len(mean) < 30 else None, label=label)
             ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
         ax.set_title(title, fontsize="medium")
@@ -535,7 +640,7 @@ def training_curves_png(panels: Mapping[str, Mapping[str, Sequence[Sequence[floa
         ax.set_visible(False)
     for ax in axes[::cols]:
         ax.set_ylabel("test accuracy (%)")
-    return _png(fig)
+    return png(fig)
 
 
 def _edge_names() -> list[str]:
@@ -565,7 +670,7 @@ def alpha_heatmap_png(history: np.ndarray, seed: int) -> bytes:
     epochs, cells, edges, ops = history.shape
     deviation, limit = alpha_deviation(history)
     reductions = set(reduction_cells(cells))
-    rows, cols = _grid(cells, 5)
+    rows, cols = grid(cells, 5)
     fig = Figure(figsize=(2.6 * cols + 1, 5.2 * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
     edge_names = _edge_names()
@@ -600,4 +705,4 @@ def alpha_heatmap_png(history: np.ndarray, seed: int) -> bytes:
     ops_text = ", ".join(SHORT_NAMES[o] for o in CANDIDATE_OPS)
     fig.suptitle(f"Architecture weights during the search (seed {seed})", fontsize="medium")
     fig.supxlabel(f"rows within an edge, top to bottom: {ops_text}", fontsize="small")
-    return _png(fig, HEATMAP_DPI)
+    return png(fig, HEATMAP_DPI)

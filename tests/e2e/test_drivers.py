@@ -36,6 +36,12 @@ RESULTS = (
     "label_ratio.png",
     "training_curves.png",
     "alpha_heatmap.png",
+    "budget.csv",
+    "budget.md",
+    "comparisons.csv",
+    "comparisons.md",
+    "learning_curves.csv",
+    "learning_curves.png",
 )
 FINETUNES = {
     f"{stage}@0-{arm}-{ratio}"
@@ -195,7 +201,7 @@ def test_changing_a_finetune_param_reruns_only_finetune_and_report(
     # The experiment against the committed run, as the README shows it: under 200 columns.
     assert _widest(_run(["dvc", "metrics", "show"], root)) <= 200
     shown = _run([*_readme_exp_show(), "--no-pager"], root)
-    assert "ft_preserved" in shown and "finetune.lr" in shown
+    assert ".pres" in shown and "finetune.lr" in shown
     assert _widest(shown) <= 200, shown
 
 

@@ -23,6 +23,12 @@ rule report:
         report(
             "results/alpha_heatmap.png", caption="../report/alpha_heatmap.rst", category="Plots"
         ),
+        "results/budget.csv",
+        "results/budget.md",
+        "results/comparisons.csv",
+        "results/comparisons.md",
+        "results/learning_curves.csv",
+        "results/learning_curves.png",
         "results/metrics.json",
         "results/machine.json",
         "results/headline.json",

@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
 from sswp import atomic
+from sswp import fairness as fair
 from sswp import report as rep
 from sswp.config import Params
 from sswp.contract import LINEAR_EVAL_ARMS, TWO_STAGE, tracked_params
+from sswp.curves import Curve, curve_from_history
 from sswp.errors import SswpError
 from sswp.machine import MACHINE_JSON, machine_json
 from sswp.nas.genotype import EDGES_PER_CELL, Genotype
@@ -58,6 +61,12 @@ LABEL_RATIO_MD = RESULTS_DIR / "label_ratio.md"
 LABEL_RATIO_PNG = RESULTS_DIR / "label_ratio.png"
 TRAINING_CURVES_PNG = RESULTS_DIR / "training_curves.png"
 ALPHA_HEATMAP_PNG = RESULTS_DIR / "alpha_heatmap.png"
+BUDGET_CSV = RESULTS_DIR / "budget.csv"
+BUDGET_MD = RESULTS_DIR / "budget.md"
+COMPARISONS_CSV = RESULTS_DIR / "comparisons.csv"
+COMPARISONS_MD = RESULTS_DIR / "comparisons.md"
+LEARNING_CURVES_CSV = RESULTS_DIR / "learning_curves.csv"
+LEARNING_CURVES_PNG = RESULTS_DIR / "learning_curves.png"
 SUMMARY_MD = RESULTS_DIR / "summary.md"
 METRICS_JSON = RESULTS_DIR / "metrics.json"
 HEADLINE_JSON = RESULTS_DIR / "headline.json"
@@ -87,12 +96,20 @@ DEVICE = Check(
     " or ".join(repr(d) for d in rep.COST_UNITS),
 )
 
-SEARCH_KEYS = {"search_hours": NUMBER, "processes": PROCESSES, "labels_used": COUNT}
+# The self-supervised weight steps and image pairs the preserved weights got in the search.
+SSL_BUDGET_KEYS = {key: COUNT for key in fair.SSL_KEYS}
+SEARCH_KEYS = {
+    "search_hours": NUMBER,
+    "processes": PROCESSES,
+    "labels_used": COUNT,
+    **SSL_BUDGET_KEYS,
+}
 SEARCH_INFO_KEYS = {"device": DEVICE}
 TRAIN_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION, "params_m": NUMBER}
-ACCURACY_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION}
+ACCURACY_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION, "val_acc": FRACTION}
+FINETUNE_KEYS = {**ACCURACY_KEYS, "steps": COUNT}
 MANIFEST_KEYS = {"num_train": COUNT, "num_test": COUNT}
-PRETRAIN_KEYS = {"pretrain_hours": NUMBER}
+PRETRAIN_KEYS = {"pretrain_hours": NUMBER, "ssl_steps": COUNT, "ssl_pairs": COUNT}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,18 +142,12 @@ def read_metrics(path: Path, checks: dict[str, Check], command: str) -> dict[str
     return data
 
 
-def read_history(path: Path, command: str) -> list[float]:
-    """The per-epoch test accuracies of one history.json (a non-empty list of epoch dicts)."""
-    data = read_json(path, command)
-    if (
-        not isinstance(data, list)
-        or not data
-        or not all(isinstance(e, dict) and FRACTION.test(e.get("test_acc")) for e in data)
-    ):
-        raise SswpError(
-            f"{path} is not a non-empty list of epochs with test_acc in [0, 1]; rerun `{command}`"
-        )
-    return [e["test_acc"] for e in data]
+def read_history(path: Path, command: str, need_steps: bool = False) -> Curve:
+    """One history.json as a learning curve (finetunes need their cumulative step counts)."""
+    try:
+        return curve_from_history(read_json(path, command), need_steps)
+    except ValueError as exc:
+        raise SswpError(f"{path}: {exc}; rerun `{command}`") from exc
 
 
 def read_alpha_history(path: Path, command: str) -> np.ndarray:
@@ -176,19 +187,20 @@ class Inputs:
     """Everything the report shows, per seed in params order, read before anything is built.
 
     train[arch] and finetune[init][ratio] hold per-seed metrics; the *_curves fields the
-    matching per-seed per-epoch test accuracies; linear_eval[init][ratio] per-seed metrics.
+    matching per-seed learning curves; linear_eval[init][ratio] per-seed metrics.
     """
 
     searches: list[dict[str, Any]]
     pretrains: list[dict[str, Any]]
     train: dict[str, list[dict[str, Any]]]
-    train_curves: dict[str, list[list[float]]]
+    train_curves: dict[str, list[Curve]]
     finetune: dict[str, dict[float, list[dict[str, Any]]]]
-    finetune_curves: dict[str, dict[float, list[list[float]]]]
+    finetune_curves: dict[str, dict[float, list[Curve]]]
     linear_eval: dict[str, dict[float, list[dict[str, Any]]]]
     genotypes: dict[int, Genotype]
     alpha_history: np.ndarray
     manifest: dict[str, Any]
+    validation_images: int | None
 
 
 def finetune_inits(params: Params) -> tuple[str, ...]:
@@ -221,7 +233,7 @@ def gather(params: Params) -> Inputs:
         for s in seeds
     ]
     finetune: dict[str, dict[float, list[dict[str, Any]]]] = {}
-    finetune_curves: dict[str, dict[float, list[list[float]]]] = {}
+    finetune_curves: dict[str, dict[float, list[Curve]]] = {}
     for init in finetune_inits(params):
         finetune[init], finetune_curves[init] = {}, {}
         for ratio in ratios:
@@ -229,10 +241,11 @@ def gather(params: Params) -> Inputs:
                 (ratio_tag(init, ratio, s), finetune_plan(init, ratio, s).command) for s in seeds
             ]
             finetune[init][ratio] = [
-                read_metrics(metrics_path("finetune", t), ACCURACY_KEYS, c) for t, c in tags
+                read_metrics(metrics_path("finetune", t), FINETUNE_KEYS, c) for t, c in tags
             ]
             finetune_curves[init][ratio] = [
-                read_history(artifact_dir("finetune", t) / HISTORY_FILE, c) for t, c in tags
+                read_history(artifact_dir("finetune", t) / HISTORY_FILE, c, need_steps=True)
+                for t, c in tags
             ]
     linear_eval = {
         init: {
@@ -268,7 +281,14 @@ def gather(params: Params) -> Inputs:
         genotypes=genotypes,
         alpha_history=alpha_history,
         manifest=manifest,
+        validation_images=validation_images(manifest),
     )
+
+
+def validation_images(manifest: dict[str, Any]) -> int | None:
+    """How many training images the validation split holds, as `sswp prepare` recorded it."""
+    count = manifest.get("num_validation")
+    return int(count) if COUNT.test(count) else None
 
 
 def arm_accuracies(
@@ -284,41 +304,93 @@ def arm_accuracies(
     }
 
 
-def curve_panels(params: Params, inputs: Inputs) -> dict[str, dict[str, list[list[float]]]]:
+def curve_panels(params: Params, inputs: Inputs) -> dict[str, dict[str, list[list[float | None]]]]:
     """Training-curve panels: the train runs, then one panel of finetune arms per ratio."""
     objective = params.search.objective
     panels = {
         "train, all labels": {
-            rep.method_name(arch, objective): curves for arch, curves in inputs.train_curves.items()
+            rep.method_name(arch, objective): [list(c.test_acc) for c in curves]
+            for arch, curves in inputs.train_curves.items()
         }
     }
     for ratio in sorted(params.finetune.label_ratios):
         panels[f"finetune, {rep.ratio_label(ratio)} of labels"] = {
-            arm.label: inputs.finetune_curves[arm.init][ratio]
-            for arm in rep.arms(params.finetune.inits)
-            if arm.stage == "finetune"
+            arm.label: [list(c.test_acc) for c in inputs.finetune_curves[arm.init][ratio]]
+            for arm in finetune_arms(params)
         }
     return panels
 
 
-def scale_lines(params: Params, inputs: Inputs) -> list[str]:
-    """How big the run was: data, network and the epochs of every stage."""
+def finetune_arms(params: Params) -> tuple[rep.Arm, ...]:
+    return tuple(a for a in rep.arms(params.finetune.inits) if a.stage == "finetune")
+
+
+def finetune_runs(params: Params, inputs: Inputs) -> dict[rep.Arm, dict[float, list[Curve]]]:
+    """Every finetuned arm's per-seed learning curves at every ratio."""
+    return {arm: inputs.finetune_curves[arm.init] for arm in finetune_arms(params)}
+
+
+def two_stage_budget(params: Params) -> str:
+    """How the two-stage pre-training was sized: a share of the search's steps, or epochs."""
+    budget = getattr(params.pretrain, "budget", "epochs")
+    if budget == "search":
+        fraction = getattr(params.pretrain, "budget_fraction", 1.0)
+        return f"{fraction:g} times the search's self-supervised steps (pretrain.budget: search)"
+    return f"{params.pretrain.epochs} epochs"
+
+
+def budget_line(budget: pd.DataFrame, objective: str) -> str:
+    """The budgets of the budget table in one line."""
+    rows = budget.set_index("arm")
+    name = fair.objective_name(objective)
+
+    def ssl(arm: str) -> str:
+        steps, pairs = (fair.count_text(rows.loc[arm, k]) for k in ("ssl_steps", "ssl_pairs"))
+        return f"{arm.replace('_', '-')} {steps} {name} steps ({pairs} image pairs)"
+
+    finetune = [c for c in budget.columns if c.startswith("finetune_steps_")]
+    steps = ", ".join(
+        f"{fair.count_text(rows.loc[fair.TWO_STAGE, c])} at "
+        + c.removeprefix("finetune_steps_").replace("_", ".")
+        for c in finetune
+    )
+    return (
+        f"Budgets: {ssl(fair.PRESERVED)}, {ssl(fair.TWO_STAGE)}, random 0; "
+        f"then finetune steps {steps} (means over seeds)"
+    )
+
+
+def scale_lines(params: Params, inputs: Inputs, budget: pd.DataFrame) -> list[str]:
+    """How big the run was: data, network, the epochs of every stage, seeds and budgets."""
     manifest, sp = inputs.manifest, params.search
     height, width = manifest["image_shape"][:2]
     params_m = statistics.fmean(r["params_m"] for runs in inputs.train.values() for r in runs)
     phases = ", ".join(f"{name} {ratio:g}" for name, ratio in vars(sp.phases).items())
+    validation = (
+        []
+        if inputs.validation_images is None
+        else [
+            f"Validation split: {inputs.validation_images} training images with their labels, "
+            "where recipes are chosen; test images give only the reported numbers"
+        ]
+    )
     return [
         f"Data: {params.data.dataset}, {len(manifest['classes'])} classes, "
         f"{manifest['num_train']} training and {manifest['num_test']} test images of "
         f"{height}x{width} pixels",
+        *validation,
         f"Network: {sp.layers} cells, {sp.channels} initial channels, "
         f"{params_m:.3f} M parameters (trained networks, mean)",
         f"Search: {sp.epochs} epochs (phases: {phases}), batches of {sp.batch_size} images",
         f"Train from scratch: {params.train.epochs} epochs; finetune: "
         f"{params.finetune.epochs} epochs at every label ratio; two-stage pre-training: "
-        f"{params.pretrain.epochs} epochs; linear evaluation: {params.linear_eval.epochs} "
+        f"{two_stage_budget(params)}; linear evaluation: {params.linear_eval.epochs} "
         f"epochs ({params.linear_eval.protocol} protocol)",
-        f"Seeds: {len(params.seeds)}",
+        f"Seeds: {len(params.seeds)}; each seed draws its own labelled subset, nested across "
+        "label ratios (a smaller ratio's labelled images are part of every larger one's)",
+        "Linear probes: every backbone (preserved, two-stage and random) has its BN statistics "
+        "re-estimated on unlabelled training images before its features are taken",
+        budget_line(budget, sp.objective),
     ]
 
 
@@ -332,13 +404,33 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
     objective = params.search.objective
     main = rep.main_table(objective, inputs.train, inputs.searches)
     arms = rep.arms(params.finetune.inits)
+    accs = arm_accuracies(params, inputs)
     ratios = rep.label_ratio_table(
-        arm_accuracies(params, inputs), arm_accuracies(params, inputs, "best_test_acc"), arms
+        accs,
+        arm_accuracies(params, inputs, "best_test_acc"),
+        arms,
+        arm_accuracies(params, inputs, "val_acc"),
     )
     num_classes = len(inputs.manifest["classes"])
+    budget = fair.budget_table(
+        inputs.searches,
+        inputs.pretrains,
+        {
+            init: {ratio: [m["steps"] for m in runs] for ratio, runs in by_ratio.items()}
+            for init, by_ratio in inputs.finetune.items()
+        },
+    )
+    runs = finetune_runs(params, inputs)
+    unconverged = fair.unconverged_runs(runs, params.seeds)
+    rising = fair.rising_cells(unconverged)
+    learning = fair.learning_table(runs)
+    comparisons = fair.comparisons_table(accs, arms)
+    budget_md = "\n\n".join(
+        [fair.budget_markdown(budget, objective), fair.budget_sentence(budget, objective)]
+    )
     summary = rep.summary_markdown(
         dataset=params.data.dataset,
-        scale=scale_lines(params, inputs),
+        scale=scale_lines(params, inputs, budget),
         num_classes=num_classes,
         objective=objective,
         architecture=params.finetune.architecture,
@@ -347,17 +439,33 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
         pretrains=inputs.pretrains,
         main=main,
         ratios=ratios,
+        verdicts=fair.comparisons_md(comparisons, len(params.seeds)).rstrip("\n"),
+        budget=budget_md,
+        convergence=fair.convergence_markdown(unconverged),
+        learning=fair.learning_markdown(learning),
+        rising=rising,
     )
-    metrics = json.dumps(rep.metrics_dict(main, ratios), indent=2, sort_keys=True) + "\n"
-    headline = rep.headline(main, ratios, params.finetune.architecture)
+    extra = {
+        "comparisons": fair.comparisons_metrics(comparisons),
+        "budget": fair.budget_metrics(budget),
+        "learning": fair.learning_metrics(learning, unconverged),
+    }
+    metrics = json.dumps(rep.metrics_dict(main, ratios, extra), indent=2, sort_keys=True) + "\n"
+    headline = rep.headline(main, ratios, comparisons, params.finetune.architecture)
     return {
         MAIN_TABLE_CSV: rep.to_csv(main),
         MAIN_TABLE_MD: rep.main_markdown(main, num_classes) + "\n",
         LABEL_RATIO_CSV: rep.to_csv(ratios),
-        LABEL_RATIO_MD: rep.label_ratio_md(ratios, num_classes),
+        LABEL_RATIO_MD: rep.label_ratio_md(ratios, num_classes, rising),
         LABEL_RATIO_PNG: rep.label_ratio_png(ratios),
         TRAINING_CURVES_PNG: rep.training_curves_png(curve_panels(params, inputs)),
         ALPHA_HEATMAP_PNG: rep.alpha_heatmap_png(inputs.alpha_history, params.seeds[0]),
+        BUDGET_CSV: rep.to_csv(budget),
+        BUDGET_MD: budget_md + "\n",
+        COMPARISONS_CSV: rep.to_csv(comparisons),
+        COMPARISONS_MD: fair.comparisons_md(comparisons, len(params.seeds)),
+        LEARNING_CURVES_CSV: rep.to_csv(learning),
+        LEARNING_CURVES_PNG: fair.learning_curves_png(runs),
         SUMMARY_MD: summary,
         METRICS_JSON: metrics,
         HEADLINE_JSON: json.dumps(headline, indent=2) + "\n",
