@@ -572,18 +572,18 @@ def test_training_curve_panels(params, run_dir):
     ("missing", "command"),
     [
         ("metrics/search/seed-1.json", "sswp search --seed 1"),
-        ("metrics/train/darts_v2-seed-0.json", "sswp train --architecture darts_v2 --seed 0"),
-        ("artifacts/train/final-seed-1/history.json", "sswp train --architecture final --seed 1"),
+        ("metrics/train/darts_v2-seed-0.json", "sswp train --seed 0 --architecture darts_v2"),
+        ("artifacts/train/final-seed-1/history.json", "sswp train --seed 1 --architecture final"),
         ("metrics/pretrain/seed-0.json", "sswp pretrain --seed 0"),
         (
             "metrics/finetune/random-0.1-seed-1.json",
-            "sswp finetune --init random --ratio 0.1 --seed 1",
+            "sswp finetune --seed 1 --init random --ratio 0.1",
         ),
         (
             "artifacts/finetune/two_stage-1.0-seed-0/history.json",
-            "sswp finetune --init two_stage --ratio 1.0 --seed 0",
+            "sswp finetune --seed 0 --init two_stage --ratio 1.0",
         ),
-        ("metrics/linear_eval/two_stage-0.1-seed-1.json", "sswp linear-eval --ratio 0.1 --seed 1"),
+        ("metrics/linear_eval/two_stage-0.1-seed-1.json", "sswp linear-eval --seed 1 --ratio 0.1"),
         ("artifacts/search/seed-1/final/genotype.json", "sswp search --seed 1"),
         ("artifacts/search/seed-0/alpha_history.pt", "sswp search --seed 0"),
     ],
@@ -618,13 +618,13 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
             "metrics/train/final-seed-1.json",
             json.dumps({"params_m": 0.1}),
             r"^metrics/train/final-seed-1.json lacks test_acc, best_test_acc; "
-            r"rerun `sswp train --architecture final --seed 1`$",
+            r"rerun `sswp train --seed 1 --architecture final`$",
         ),
         (
             "metrics/finetune/preserved-0.1-seed-0.json",
             json.dumps({"test_acc": 80.0, "best_test_acc": 0.8, "params_m": 0.1}),
             r"^metrics/finetune/preserved-0.1-seed-0.json: test_acc = 80.0 is not a number "
-            r"in \[0, 1\]; rerun `sswp finetune --init preserved --ratio 0.1 --seed 0`$",
+            r"in \[0, 1\]; rerun `sswp finetune --seed 0 --init preserved --ratio 0.1`$",
         ),
         (
             "artifacts/search/seed-1/info.json",
@@ -650,7 +650,7 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
             "artifacts/finetune/random-1.0-seed-0/history.json",
             json.dumps([{"test_loss": 0.1}]),
             r"history.json is not a non-empty list of epochs with test_acc in \[0, 1\]; "
-            r"rerun `sswp finetune --init random --ratio 1.0 --seed 0`$",
+            r"rerun `sswp finetune --seed 0 --init random --ratio 1.0`$",
         ),
     ],
 )

@@ -26,6 +26,7 @@ import yaml
 from sswp import atomic
 from sswp import report as rep
 from sswp.config import Params
+from sswp.contract import LINEAR_EVAL_ARMS, TWO_STAGE, tracked_params
 from sswp.errors import SswpError
 from sswp.nas.genotype import EDGES_PER_CELL, Genotype
 from sswp.nas.ops import CANDIDATE_OPS
@@ -45,6 +46,7 @@ from sswp.paths import (
     snapshot_dir,
     train_tag,
 )
+from sswp.stages.plan import finetune_plan, linear_eval_plan, pretrain_plan, search_plan, train_plan
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,6 @@ SUMMARY_MD = RESULTS_DIR / "summary.md"
 METRICS_JSON = RESULTS_DIR / "metrics.json"
 HEADLINE_JSON = RESULTS_DIR / "headline.json"
 PARAMS_YAML = RESULTS_DIR / "params.yaml"
-TWO_STAGE = "two_stage"
-LINEAR_EVAL_INITS = ("preserved", TWO_STAGE, "random")
 
 
 @dataclass(frozen=True)
@@ -96,26 +96,6 @@ PRETRAIN_KEYS = {"pretrain_hours": NUMBER}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """report takes everything from params.yaml and the metric files."""
-
-
-def search_command(seed: int) -> str:
-    return f"sswp search --seed {seed}"
-
-
-def train_command(architecture: str, seed: int) -> str:
-    return f"sswp train --architecture {architecture} --seed {seed}"
-
-
-def finetune_command(init: str, ratio: float, seed: int) -> str:
-    return f"sswp finetune --init {init} --ratio {float(ratio)} --seed {seed}"
-
-
-def linear_eval_command(ratio: float, seed: int) -> str:
-    return f"sswp linear-eval --ratio {float(ratio)} --seed {seed}"
-
-
-def pretrain_command(seed: int) -> str:
-    return f"sswp pretrain --seed {seed}"
 
 
 def read_json(path: Path, command: str) -> Any:
@@ -186,7 +166,7 @@ def read_genotype(seed: int, architecture: str) -> Genotype:
     """The genotype of one search's snapshot, checked to exist so the error names the seed."""
     path = snapshot_dir(seed, architecture) / GENOTYPE_FILE
     if not path.is_file():
-        raise SswpError(f"{path} not found; run `{search_command(seed)}` first")
+        raise SswpError(f"{path} not found; run `{search_plan(seed).command}` first")
     return Genotype.load(path)
 
 
@@ -221,20 +201,22 @@ def gather(params: Params) -> Inputs:
     ratios = params.finetune.label_ratios
     searches = [
         {
-            **read_metrics(metrics_path("search", seed_tag(s)), SEARCH_KEYS, search_command(s)),
-            **read_metrics(search_dir(s) / INFO_FILE, SEARCH_INFO_KEYS, search_command(s)),
+            **read_metrics(
+                metrics_path("search", seed_tag(s)), SEARCH_KEYS, search_plan(s).command
+            ),
+            **read_metrics(search_dir(s) / INFO_FILE, SEARCH_INFO_KEYS, search_plan(s).command),
         }
         for s in seeds
     ]
     train, train_curves = {}, {}
     for arch in params.train.trained():
-        tags = [(train_tag(arch, s), train_command(arch, s)) for s in seeds]
+        tags = [(train_tag(arch, s), train_plan(arch, s).command) for s in seeds]
         train[arch] = [read_metrics(metrics_path("train", t), TRAIN_KEYS, c) for t, c in tags]
         train_curves[arch] = [
             read_history(artifact_dir("train", t) / HISTORY_FILE, c) for t, c in tags
         ]
     pretrains = [
-        read_metrics(metrics_path("pretrain", seed_tag(s)), PRETRAIN_KEYS, pretrain_command(s))
+        read_metrics(metrics_path("pretrain", seed_tag(s)), PRETRAIN_KEYS, pretrain_plan(s).command)
         for s in seeds
     ]
     finetune: dict[str, dict[float, list[dict[str, Any]]]] = {}
@@ -242,7 +224,9 @@ def gather(params: Params) -> Inputs:
     for init in finetune_inits(params):
         finetune[init], finetune_curves[init] = {}, {}
         for ratio in ratios:
-            tags = [(ratio_tag(init, ratio, s), finetune_command(init, ratio, s)) for s in seeds]
+            tags = [
+                (ratio_tag(init, ratio, s), finetune_plan(init, ratio, s).command) for s in seeds
+            ]
             finetune[init][ratio] = [
                 read_metrics(metrics_path("finetune", t), ACCURACY_KEYS, c) for t, c in tags
             ]
@@ -255,13 +239,13 @@ def gather(params: Params) -> Inputs:
                 read_metrics(
                     metrics_path("linear_eval", ratio_tag(init, ratio, s)),
                     ACCURACY_KEYS,
-                    linear_eval_command(ratio, s),
+                    linear_eval_plan(ratio, s).command,
                 )
                 for s in seeds
             ]
             for ratio in ratios
         }
-        for init in LINEAR_EVAL_INITS
+        for init in LINEAR_EVAL_ARMS
     }
     manifest = read_metrics(PREPARED_DIR / MANIFEST_FILE, MANIFEST_KEYS, "sswp prepare")
     if not manifest.get("classes") or not isinstance(manifest.get("image_shape"), list):
@@ -270,7 +254,7 @@ def gather(params: Params) -> Inputs:
         )
     genotypes = {s: read_genotype(s, params.finetune.architecture) for s in seeds}
     alpha_history = read_alpha_history(
-        search_dir(seeds[0]) / ALPHA_HISTORY_FILE, search_command(seeds[0])
+        search_dir(seeds[0]) / ALPHA_HISTORY_FILE, search_plan(seeds[0]).command
     )
     return Inputs(
         searches=searches,
@@ -339,9 +323,7 @@ def scale_lines(params: Params, inputs: Inputs) -> list[str]:
 
 def params_yaml(params: Params) -> str:
     """params.yaml as validated, sorted: loading it again gives the same params."""
-    raw = params.to_dict()
-    del raw["seed"]  # the run's own seed, not a params.yaml key; the report covers `seeds`
-    return yaml.safe_dump(raw, sort_keys=True)
+    return yaml.safe_dump(tracked_params(params, "report"), sort_keys=True)
 
 
 def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
