@@ -10,6 +10,7 @@ Plain Python and PyYAML only, importing nothing of the package: the Snakefile im
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,75 +29,41 @@ LINEAR_EVAL_ARMS = ("preserved", "two_stage", "random")
 TWO_STAGE = "two_stage"
 FINETUNE_INITS = ("preserved", "random", TWO_STAGE)
 
-_SUPERVISED = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "lr_min",
-    "lr_step",
-    "momentum",
-    "weight_decay",
-    "warmup_epochs",
-    "cutout",
-    "auxiliary_weight",
-    "drop_path",
-    "grad_clip",
-    "label_smoothing",
-    "eval_every",
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_SUPERVISED = _words(
+    "epochs batch_size lr lr_min lr_step momentum weight_decay warmup_epochs cutout "
+    "auxiliary_weight drop_path grad_clip label_smoothing eval_every"
 )
 # The seed is not here: each run's seed is in its command (`--seed`), so adding a seed to
 # `seeds` runs the new seed's stages and leaves the others alone.
-_RUN = (
-    "runtime.device",
-    "runtime.gpus",
-    "runtime.threads",
-    "runtime.amp",
-    "runtime.deterministic",
-    "runtime.portable_numerics",
-    "runtime.sync_bn",
-    "data.loader",
-    "data.workers",
-    "data.hflip",
+_RUN = _words(
+    "runtime.device runtime.gpus runtime.threads runtime.amp runtime.deterministic "
+    "runtime.portable_numerics runtime.sync_bn data.loader data.workers data.hflip"
 )
-_CHILD = (*_RUN, "search.layers", "search.channels", "search.stem", "child.pool_bn_affine")
+_CHILD = (*_RUN, *_words("search.layers search.channels search.stem child.pool_bn_affine"))
 _TRAIN = (*_CHILD, *(f"train.{key}" for key in _SUPERVISED))
 # Each seed's labelled subsets are drawn with data.split_seed and the run's seed.
 _LABELLED = (*_CHILD, "data.split_seed", "finetune.architecture")
 _FINETUNE = (*_LABELLED, *(f"finetune.{key}" for key in _SUPERVISED))
 
 # The package files (relative to src/sswp; a folder means its .py files) each stage runs.
-_COMMON_CODE = (
-    "cli.py",
-    "config.py",
-    "yaml12.py",
-    "params.schema.yaml",
-    "atomic.py",
-    "paths.py",
-    "contract.py",
-    "provenance.py",
-    "numerics.py",
-    "machine.py",
-    "stages/plan.py",
-    "stages/guard.py",
-    "stages/outputs.py",
-    "engine/lock.py",
+_COMMON_CODE = _words(
+    "cli.py config.py yaml12.py params.schema.yaml atomic.py paths.py contract.py provenance.py "
+    "numerics.py machine.py stages/plan.py stages/guard.py stages/outputs.py engine/lock.py"
 )
 _LOOP_CODE = (
     *_COMMON_CODE,
-    "data",
-    "engine/runtime.py",
-    "engine/checkpoint.py",
-    "engine/interrupt.py",
-    "stages/seeds.py",
-    "nas",
+    *_words("data engine/runtime.py engine/checkpoint.py engine/interrupt.py stages/seeds.py nas"),
 )
 _CHILD_CODE = (
     *_LOOP_CODE,
-    "models",
-    "engine/distributed.py",
-    "engine/epochs.py",
-    "engine/supervised.py",
-    "stages/children.py",
+    *_words(
+        "models engine/distributed.py engine/epochs.py engine/supervised.py stages/children.py"
+    ),
 )
 _TRAIN_CODE = (*_CHILD_CODE, "stages/train.py")
 _FINETUNE_CODE = (*_CHILD_CODE, "stages/finetune.py")
@@ -108,24 +75,11 @@ RESULTS = "results"
 # The report's outputs; the headline is the one file that `dvc metrics show` reads.
 REPORT_FILES = tuple(
     f"{RESULTS}/{name}"
-    for name in (
-        "main_table.csv",
-        "main_table.md",
-        "label_ratio.csv",
-        "label_ratio.md",
-        "summary.md",
-        "params.yaml",
-        "label_ratio.png",
-        "training_curves.png",
-        "alpha_heatmap.png",
-        "budget.csv",
-        "budget.md",
-        "comparisons.csv",
-        "comparisons.md",
-        "learning_curves.csv",
-        "learning_curves.png",
-        "metrics.json",
-        "machine.json",
+    for name in _words(
+        "main_table.csv main_table.md label_ratio.csv label_ratio.md summary.md params.yaml "
+        "label_ratio.png training_curves.png alpha_heatmap.png budget.csv budget.md "
+        "comparisons.csv comparisons.md learning_curves.csv learning_curves.png metrics.json "
+        "machine.json"
     )
 )
 HEADLINE = f"{RESULTS}/headline.json"
@@ -193,13 +147,10 @@ STAGES: dict[str, Stage] = {
             (*_RUN, "data.simclr_min_crop", "search"),
             (
                 *_LOOP_CODE,
-                "ssl",
-                "engine/distributed.py",
-                "engine/epochs.py",
-                "engine/phases.py",
-                "engine/objectives.py",
-                "engine/search.py",
-                "stages/search.py",
+                *_words(
+                    "ssl engine/distributed.py engine/epochs.py engine/phases.py "
+                    "engine/objectives.py engine/search.py stages/search.py"
+                ),
             ),
             group="search",
             tag="seed-{seed}",
@@ -277,9 +228,7 @@ STAGES: dict[str, Stage] = {
             (*_LABELLED, "linear_eval"),
             (
                 *_CHILD_CODE,
-                "engine/linear_eval.py",
-                "stages/finetune.py",
-                "stages/linear_eval.py",
+                *_words("engine/linear_eval.py stages/finetune.py stages/linear_eval.py"),
             ),
             group="linear_eval",
             tag="{ratio}-seed-{seed}",
@@ -294,17 +243,14 @@ STAGES: dict[str, Stage] = {
             (
                 *_COMMON_CODE,
                 "nas",
-                "curves.py",
-                "stats.py",
-                "fairness.py",
-                "report.py",
-                "stages/report.py",
+                *_words("curves.py stats.py fairness.py report.py stages/report.py"),
             ),
             reads=(
                 PREPARED,
-                *(f"metrics/{group}" for group in ("search", "train", "finetune", "linear_eval")),
-                "metrics/pretrain",
-                *(f"artifacts/{group}" for group in ("search", "train", "finetune")),
+                *_words(
+                    "metrics/search metrics/train metrics/finetune metrics/linear_eval "
+                    "metrics/pretrain artifacts/search artifacts/train artifacts/finetune"
+                ),
             ),
         ),
     )
@@ -323,7 +269,7 @@ def stage_params(stage: str) -> tuple[str, ...]:
 
 
 def lookup(raw: Mapping[str, Any], key: str) -> Any:
-    """The value of a dotted key, e.g. `finetune.lr`, in a params dict."""
+    """The value of a dotted key, e.g. `data.loader`, in a params dict."""
     value: Any = raw
     for part in key.split("."):
         value = value[part]
@@ -426,15 +372,8 @@ def runs(params: Any) -> list[Run]:
         for name, key in spec.matrix:
             combos = [{**combo, name: value} for combo in combos for value in lookup(raw, key)]
         planned.extend(run_of(spec.name, **combo) for combo in combos)
-    report = run_of("report")
-    inputs = {Path(PREPARED): STAGES["prepare"].command}
-    inputs.update({run.artifact: run.command for run in planned if run.stage != "prepare"})
-    planned.append(
-        Run(
-            report.stage, report.name, report.command, report.artifact, (), inputs, report.temp_dirs
-        )
-    )
-    return planned
+    inputs = {run.artifact: run.command for run in planned}
+    return [*planned, dataclasses.replace(run_of("report"), inputs=inputs)]
 
 
 def finetune_stage(init: str) -> str:
