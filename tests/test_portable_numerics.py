@@ -102,8 +102,8 @@ def test_ddp_workers_launched_through_torchrun_pin_the_kernels(
     _run([str(BIN / "sswp"), "search", "--seed", "0"], root, records)
     runs = _torch_imports(records, "search")
     workers = [r for r in runs if r["argv"][0].endswith("cli.py")]  # `python -m sswp.cli`
-    # The `sswp` process that relaunches itself, torchrun, and its 2 workers.
-    assert len(runs) == 4 and len(workers) == 2, runs
+    # torchrun (the `sswp` process, which execs it: one pid, one record) and its 2 workers.
+    assert len(runs) == 3 and len(workers) == 2, runs
     assert all(r["env"] == PORTABLE_ENV for r in runs), runs
     record = root / "artifacts" / "search" / "seed-0" / "provenance.json"
     assert json.loads(record.read_text())["machine"]["torch_cpu_capability"] == "AVX2"
