@@ -139,3 +139,18 @@ def test_a_process_that_loaded_torch_keeps_its_environment(tmp_path, tiny_config
     assert "torch" in sys.modules and tiny_config["runtime"]["portable_numerics"]
     assert not pin_for_command(["prepare", "--params", str(params)])
     assert dict(os.environ) == before
+
+
+def test_machine_json_names_the_cpu_its_vector_sets_and_the_setting():
+    from importlib import metadata
+
+    from sswp.machine import machine_json
+
+    info = json.loads(machine_json(portable_numerics=True))
+    assert info["portable_numerics"] is True
+    assert info["torch"] == metadata.version("torch")
+    assert info["torch_cpu_capability"]  # this process has loaded torch
+    if Path("/proc/cpuinfo").is_file():
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].splitlines()[0].split()
+        assert info["isa_flags"] and set(info["isa_flags"]) <= set(flags)
+        assert ("avx512f" in info["isa_flags"]) == ("avx512f" in flags)
