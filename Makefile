@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test lint bench image sif dvc-yaml
+.PHONY: setup lock repro snakemake test verify lint bench image sif dvc-yaml
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ snakemake: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Rerun the committed default in a scratch folder and compare it with the committed results.
+verify: $(STAMP)
+	sswp verify
 
 lint: $(STAMP)
 	ruff check src tests benchmarks

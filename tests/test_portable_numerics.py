@@ -102,8 +102,8 @@ def test_ddp_workers_launched_through_torchrun_pin_the_kernels(
     _run([str(BIN / "sswp"), "search", "--seed", "0"], root, records)
     runs = _torch_imports(records, "search")
     workers = [r for r in runs if r["argv"][0].endswith("cli.py")]  # `python -m sswp.cli`
-    # The `sswp` process that relaunches itself, torchrun, and its 2 workers.
-    assert len(runs) == 4 and len(workers) == 2, runs
+    # torchrun (the `sswp` process, which execs it: one pid, one record) and its 2 workers.
+    assert len(runs) == 3 and len(workers) == 2, runs
     assert all(r["env"] == PORTABLE_ENV for r in runs), runs
     record = root / "artifacts" / "search" / "seed-0" / "provenance.json"
     assert json.loads(record.read_text())["machine"]["torch_cpu_capability"] == "AVX2"
@@ -139,3 +139,18 @@ def test_a_process_that_loaded_torch_keeps_its_environment(tmp_path, tiny_config
     assert "torch" in sys.modules and tiny_config["runtime"]["portable_numerics"]
     assert not pin_for_command(["prepare", "--params", str(params)])
     assert dict(os.environ) == before
+
+
+def test_machine_json_names_the_cpu_its_vector_sets_and_the_setting():
+    from importlib import metadata
+
+    from sswp.machine import machine_json
+
+    info = json.loads(machine_json(portable_numerics=True))
+    assert info["portable_numerics"] is True
+    assert info["torch"] == metadata.version("torch")
+    assert info["torch_cpu_capability"]  # this process has loaded torch
+    if Path("/proc/cpuinfo").is_file():
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].splitlines()[0].split()
+        assert info["isa_flags"] and set(info["isa_flags"]) <= set(flags)
+        assert ("avx512f" in info["isa_flags"]) == ("avx512f" in flags)

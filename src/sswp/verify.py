@@ -157,17 +157,18 @@ def _read_json(path: Path) -> Any:
         raise SswpError(f"{path} is unreadable ({type(exc).__name__})") from exc
 
 
-def compare_metrics(committed: Path, rerun: Path, exact: bool, out: Comparison) -> None:
-    if not committed.is_file():
-        out.lines.append(f"{committed}: not committed (the rerun made it)")
+def compare_metrics(path: Path, repo: Path, scratch: Path, exact: bool, out: Comparison) -> None:
+    """The numbers of one metrics file (`path`, relative) committed in repo and rerun."""
+    if not (repo / path).is_file():
+        out.lines.append(f"{path}: not committed (the rerun made it)")
         return
-    old, new = dict(numbers(_read_json(committed))), dict(numbers(_read_json(rerun)))
+    old, new = dict(numbers(_read_json(repo / path))), dict(numbers(_read_json(scratch / path)))
     for key in sorted(old.keys() | new.keys()):
         if key not in new or key not in old:
             where = "rerun" if key not in new else "committed file"
-            out.lines.append(f"{committed}: {key} missing from the {where}")
+            out.lines.append(f"{path}: {key} missing from the {where}")
         elif not same(old[key], new[key], exact):
-            out.lines.append(f"{committed}: {key} = {new[key]!r}, committed {old[key]!r}")
+            out.lines.append(f"{path}: {key} = {new[key]!r}, committed {old[key]!r}")
 
 
 def committed_genotypes(summary: Path) -> dict[int, str]:
@@ -238,7 +239,7 @@ def verify(
         rerun(run.args, scratch)
     for run in runs:
         for path in run.metrics:
-            compare_metrics(repo / path, scratch / path, exact, out)
+            compare_metrics(path, repo, scratch, exact, out)
         if run.genotype_seed is not None:
             architecture = params.finetune.architecture
             compare_genotype(run.genotype_seed, architecture, repo, scratch, exact, out)
