@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test lint bench image sif
+.PHONY: setup lock repro snakemake test slurm-test lint bench image sif
 
 setup: $(STAMP)
 
@@ -43,6 +43,13 @@ snakemake: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The Slurm profile on a real single-node Slurm cluster with accounting: installs the Debian
+# packages and starts the daemons (tests/slurm/cluster.sh; needs root, no systemd), runs
+# tests/slurm, and stops every daemon it started however the tests end.
+slurm-test: $(STAMP)
+	trap 'tests/slurm/cluster.sh stop' EXIT; \
+	tests/slurm/cluster.sh start && SSWP_SLURM_TEST=1 $(PY) -m pytest tests/slurm -v -rs
 
 lint: $(STAMP)
 	ruff check src tests benchmarks

@@ -15,7 +15,7 @@ rule train:
     threads: RESOURCES["train"]["cpus_per_task"]
     resources:
         **RESOURCES["train"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:
@@ -42,7 +42,7 @@ rule pretrain:
     threads: RESOURCES["pretrain"]["cpus_per_task"]
     resources:
         **RESOURCES["pretrain"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:
@@ -70,7 +70,7 @@ rule finetune:
     threads: RESOURCES["finetune"]["cpus_per_task"]
     resources:
         **RESOURCES["finetune"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:
