@@ -49,7 +49,7 @@ test: $(STAMP)
 # tests/slurm, and stops every daemon it started however the tests end.
 slurm-test: $(STAMP)
 	trap 'tests/slurm/cluster.sh stop' EXIT; \
-	tests/slurm/cluster.sh start && SSWP_SLURM_TEST=1 $(PY) -m pytest tests/slurm -v -rs
+	tests/slurm/cluster.sh start && SSWP_SLURM_TEST=1 $(PY) -m pytest tests/slurm -v -rs -s
 
 lint: $(STAMP)
 	ruff check src tests benchmarks
