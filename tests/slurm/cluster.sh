@@ -34,8 +34,7 @@ die() {
 }
 
 install() {
-	if command -v slurmctld slurmd sbatch slurmdbd munged mariadbd >/dev/null &&
-		[ "$(command -v slurmctld slurmd sbatch slurmdbd munged mariadbd | wc -l)" -eq 6 ]; then
+	if [ "$(command -v slurmctld slurmd sbatch slurmdbd munged mariadbd | wc -l)" -eq 6 ]; then
 		return
 	fi
 	[ "$(id -u)" -eq 0 ] || die "installing Slurm needs root (apt-get)"
@@ -44,9 +43,10 @@ install() {
 		>/dev/null
 }
 
+# Whether the daemon named $1 runs under the pid recorded for it (a reused pid is not it).
 alive() {
 	local pidfile=$RUN/$1.pid
-	[ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+	[ -f "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" = "$1" ]
 }
 
 # Start "$name" in the background with its output in $LOG/<name>.out, and record its pid.
@@ -194,15 +194,14 @@ stop() {
 	local pid
 	for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
 		local name=${DAEMONS[i]}
-		[ -f "$RUN/$name.pid" ] || continue
-		pid=$(cat "$RUN/$name.pid")
-		if kill -0 "$pid" 2>/dev/null; then
+		if alive "$name"; then
+			pid=$(cat "$RUN/$name.pid")
 			kill -TERM "$pid"
 			for _ in $(seq 40); do
-				kill -0 "$pid" 2>/dev/null || break
+				alive "$name" || break
 				sleep 0.5
 			done
-			kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+			alive "$name" && kill -KILL "$pid"
 		fi
 		rm -f "$RUN/$name.pid"
 	done
