@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test verify lint bench image sif dvc-yaml
+.PHONY: setup lock repro snakemake test verify slurm-test lint bench image sif dvc-yaml
 
 setup: $(STAMP)
 
@@ -51,6 +51,13 @@ test: $(STAMP)
 # Rerun the committed default in a scratch folder and compare it with the committed results.
 verify: $(STAMP)
 	sswp verify
+
+# The Slurm profile on a real single-node Slurm cluster with accounting: installs the Debian
+# packages and starts the daemons (tests/slurm/cluster.sh; needs root, no systemd), runs
+# tests/slurm, and stops every daemon it started however the tests end.
+slurm-test: $(STAMP)
+	trap 'tests/slurm/cluster.sh stop' EXIT; \
+	tests/slurm/cluster.sh start && SSWP_SLURM_TEST=1 $(PY) -m pytest tests/slurm -v -rs -s
 
 lint: $(STAMP)
 	ruff check src tests benchmarks

@@ -174,5 +174,5 @@ def test_every_rule_declares_container_log_benchmark_threads_and_resources():
                 assert re.search(rf"^    {directive}:", body, re.M), f"{rule}: no {directive}"
             assert re.search(r'^        "logs/benchmarks/', body, re.M), rule
             if rule in GPU_RULES:
-                assert re.search(r"^    retries: 2\b", body, re.M), rule
+                assert re.search(r"^    retries: STAGE_RETRIES$", body, re.M), rule
     assert rules == set(GPU_RULES + ONE_GPU_RULES + CPU_RULES)

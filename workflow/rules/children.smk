@@ -13,7 +13,7 @@ rule train:
     threads: RESOURCES["train"]["cpus_per_task"]
     resources:
         **RESOURCES["train"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:
@@ -39,7 +39,7 @@ rule pretrain:
     threads: RESOURCES["pretrain"]["cpus_per_task"]
     resources:
         **RESOURCES["pretrain"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:
@@ -65,7 +65,7 @@ rule finetune:
     threads: RESOURCES["finetune"]["cpus_per_task"]
     resources:
         **RESOURCES["finetune"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:

@@ -89,6 +89,15 @@ RESOURCES = {
     "linear_eval": {"gpu": min(GPUS, 1), "cpus_per_task": STAGE_CPUS, "mem_mb": 4000, "runtime": 60},
     "report": {"gpu": 0, "cpus_per_task": 1, "mem_mb": 2000, "runtime": 15},
 }
+# A long stage that fails is run again, twice at most; each rerun resumes from its checkpoint.
+# Only the Snakemake that submits jobs counts them: inside a cluster job (remote mode) the
+# rule's retries would rerun the stage in the same allocation, so there a failed stage fails
+# its job and is resubmitted as a new one (tests/slurm).
+STAGE_RETRIES = 0 if workflow.remote_exec else 2
+# On Slurm, GPU jobs are checked against their partition's GRES before anything is submitted.
+include: "slurm.smk"
+
+
 REPORT_OUTPUTS = [*contract.REPORT_FILES, contract.HEADLINE]
 
 

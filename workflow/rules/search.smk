@@ -34,7 +34,7 @@ rule search:
     threads: RESOURCES["search"]["cpus_per_task"]
     resources:
         **RESOURCES["search"],
-    retries: 2  # each retry resumes from the stage's checkpoint
+    retries: STAGE_RETRIES
     container:
         SSWP_IMAGE
     log:
