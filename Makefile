@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test lint bench image sif
+.PHONY: setup lock repro snakemake test lint bench image image-test sif
 
 setup: $(STAMP)
 
@@ -66,6 +66,15 @@ lint: $(STAMP)
 
 image:
 	docker build -f docker/Dockerfile -t sswp:0.1.0 .
+
+# The image, built with podman from a local Ubuntu 24.04 base (the CUDA base's release and
+# Python), runs a tiny pipeline as its non-root user and writes the venv's results
+# (tests/image). Needs root on Debian or Ubuntu, Ubuntu's archive and PyPI, and about 20 GB
+# of disk while it runs; it removes its images, containers and podman storage at the end.
+image-test: $(STAMP)
+	apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap >/dev/null
+	SSWP_IMAGE_TEST=1 $(PY) -m pytest tests/image -s -v -p no:cacheprovider
 
 sif: image
 	apptainer build sswp.sif docker/apptainer.def
