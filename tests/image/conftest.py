@@ -87,7 +87,7 @@ def image(podman: Podman, base_image: str) -> str:
     """The project's image from docker/Dockerfile, its default base being the local one.
 
     No build argument: only the base differs from `make image`. The build's pip trusts the
-    host's CA bundle and looks first in a wheelhouse of the host's wheels; both come in as
+    host's CA bundle and takes the host's wheels from a local index; both come in as
     mounts with a pip.conf, for this build only, so the Dockerfile stays as it is.
     """
     started = time.monotonic()
@@ -96,7 +96,8 @@ def image(podman: Podman, base_image: str) -> str:
     wheels = make_wheelhouse(REPO / "requirements.lock", work / "wheels")
     ca_bundle = (pip_config().get("cert") or ["/etc/ssl/certs/ca-certificates.crt"])[0]
     (work / "pip.conf").write_text(
-        f"[global]\ncert = {BUILD_MOUNT}/ca.crt\nfind-links = {BUILD_MOUNT}/wheels\n"
+        f"[global]\ncert = {BUILD_MOUNT}/ca.crt\n"
+        f"extra-index-url = file://{BUILD_MOUNT}/wheels/simple\n"
     )
     log(f"building {IMAGE_TAG} ({wheels} wheels of the lock found on this host)")
     podman(

@@ -138,24 +138,28 @@ def _local_wheels(lock: Path) -> dict[str, Path]:
 
 
 def make_wheelhouse(lock: Path, folder: Path) -> int:
-    """A find-links folder of the host's wheels for the lock (links, or copies across disks).
+    """A file:// package index of the host's wheels for the lock (links, or copies).
 
-    Its index.html gives each file's sha256, so pip ranks these files as high as the
-    index's own and, finding them first, takes them instead of downloading.
+    pip ranks a file of this index as high as the same file on PyPI, and of equal candidates
+    it takes the one found last: given as pip's extra index (after PyPI), these win, so only
+    what this host lacks is downloaded. Each link carries its sha256, as PyPI's do.
     """
-    folder.mkdir()
-    links = []
+    (folder / "files").mkdir(parents=True)
+    pages: dict[str, list[str]] = {}
     for digest, wheel in sorted(_local_wheels(lock).items(), key=lambda item: item[1].name):
-        target = folder / wheel.name
-        if target.exists():
-            continue
+        target = folder / "files" / wheel.name
         try:
             os.link(wheel, target)
         except OSError:
             shutil.copyfile(wheel, target)
-        links.append(f'<a href="{wheel.name}#sha256={digest}">{wheel.name}</a><br>')
-    (folder / "index.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
-    return len(links)
+        href = f"../../files/{wheel.name}#sha256={digest}"
+        pages.setdefault(_norm(wheel.name.split("-")[0]), []).append(
+            f'<a href="{href}">{wheel.name}</a><br>'
+        )
+    for project, links in pages.items():
+        (folder / "simple" / project).mkdir(parents=True)
+        (folder / "simple" / project / "index.html").write_text("\n".join(links) + "\n")
+    return sum(len(links) for links in pages.values())
 
 
 class Podman:
