@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test verify slurm-test lint bench image sif dvc-yaml
+.PHONY: setup lock repro snakemake test verify slurm-test lint bench image image-test sif dvc-yaml
 
 setup: $(STAMP)
 
@@ -15,8 +15,11 @@ setup: $(STAMP)
 # there `make` installs the hashed lock of everything, elsewhere (or with CUDA_EXTRA=0) the
 # pins of every platform, and `data.loader: auto` then uses torchvision.
 CUDA_EXTRA ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),1,0)
-UV_COMPILE := uv pip compile --quiet --generate-hashes --no-header --python-version 3.11 \
-	--python-platform x86_64-manylinux_2_28
+# The image's lock is compiled for the image's Python (docker/Dockerfile's PYTHON_VERSION, the
+# base release's own), the development lock for the venv's; uv writes each in the lock's header.
+IMAGE_PYTHON := $(shell sed -n 's/^ARG PYTHON_VERSION=//p' docker/Dockerfile)
+DEV_PYTHON := 3.11
+UV_COMPILE := uv pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28
 
 # Reinstall only when the pins, the locks or the package metadata change.
 $(STAMP): requirements.txt requirements-cuda.txt requirements-dev.txt requirements-dev.lock pyproject.toml
@@ -31,8 +34,19 @@ endif
 
 # Regenerate both locks (Linux x86-64, with hashes) after changing a pin; needs uv.
 lock:
-	$(UV_COMPILE) -o requirements.lock requirements.txt requirements-cuda.txt
-	$(UV_COMPILE) -o requirements-dev.lock requirements.txt requirements-cuda.txt requirements-dev.txt
+	$(call compile_lock,requirements.lock,$(IMAGE_PYTHON),requirements.txt requirements-cuda.txt)
+	$(call compile_lock,requirements-dev.lock,$(DEV_PYTHON),\
+		requirements.txt requirements-cuda.txt requirements-dev.txt)
+
+# uv reuses the hashes that the output file already lists for a pin, even those of wheels for
+# another Python. So a lock is recompiled from its pins without hashes: the pins stay
+# preferred (nothing is upgraded that need not be), every hash is fetched anew, and the lock
+# is put back as it was if uv fails.
+define compile_lock
+	cp $(1) $(1).orig && sed -i -e '/^ *--hash=/d' -e 's/ \\$$//' $(1)
+	$(UV_COMPILE) --python-version $(2) -o $(1) $(3) || { mv $(1).orig $(1); exit 1; }
+	rm $(1).orig
+endef
 
 repro: $(STAMP)
 	dvc repro
@@ -67,6 +81,15 @@ lint: $(STAMP)
 
 image:
 	docker build -f docker/Dockerfile -t sswp:0.1.0 .
+
+# The image, built with podman from a local Ubuntu 24.04 base (the CUDA base's release and
+# Python), runs a tiny pipeline as its non-root user and writes the venv's results
+# (tests/image). Needs root on Debian or Ubuntu, Ubuntu's archive and PyPI, and about 20 GB
+# of disk while it runs; it removes its images, containers and podman storage at the end.
+image-test: $(STAMP)
+	apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap >/dev/null
+	SSWP_IMAGE_TEST=1 $(PY) -m pytest tests/image -s -v -p no:cacheprovider
 
 sif: image
 	apptainer build sswp.sif docker/apptainer.def

@@ -60,15 +60,41 @@ def test_dockerfile_passes_hadolint():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _global_args(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    """The defaults of the ARGs declared before the first FROM (those a FROM line may use)."""
+    args: dict[str, str] = {}
+    for name, value in instructions:
+        if name == "FROM":
+            break
+        if name == "ARG":
+            key, _, default = value.partition("=")
+            args[key] = default
+    return args
+
+
+def _lock_python(lock: Path) -> str:
+    """The Python version that uv compiled a lock for, from the command in its header."""
+    match = re.search(r"^#.*\buv pip compile\b.*--python-version[ =](\S+)", lock.read_text(), re.M)
+    assert match, f"{lock.name}: no `uv pip compile --python-version` in its header (make lock)"
+    return match[1]
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", lock.read_text(), re.M))
+
+
 def test_dockerfile_base_is_pinned_and_it_runs_sswp_as_non_root():
     instructions = _instructions(DOCKERFILE)
+    defaults = _global_args(instructions)
     stages = [args.split()[-1] for name, args in instructions if name == "FROM" and " AS " in args]
     images = [
-        args.split()[0]
+        re.sub(r"\$\{(\w+)\}", lambda arg: defaults[arg[1]], args.split()[0])
         for name, args in instructions
         if name == "FROM" and args.split()[0] not in stages
     ]
-    assert images, "no base image"
+    # One base, chosen by a build argument whose default is the pinned CUDA image.
+    assert images == [defaults["BASE_IMAGE"]]
+    assert defaults["BASE_IMAGE"].startswith("nvidia/cuda:")
     for image in images:
         name, _, tag = image.partition(":")
         assert re.fullmatch(r"\d+\.\d+\.\d+-.+", tag), f"{image}: pin an exact release"
@@ -80,6 +106,27 @@ def test_dockerfile_base_is_pinned_and_it_runs_sswp_as_non_root():
     users = [args for name, args in final if name == "USER"]
     assert users, "the image must switch to a non-root user"
     assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_lock_is_compiled_for_the_python_that_the_image_installs():
+    # The hashed install only works when the lock's wheels are those of the image's Python.
+    instructions = _instructions(DOCKERFILE)
+    python = _global_args(instructions)["PYTHON_VERSION"]
+    assert _lock_python(REPO / "requirements.lock") == python, (
+        f"requirements.lock is not compiled for the image's Python {python}: run `make lock`"
+    )
+    # The image installs that version by name and makes its environment with it.
+    runs = " ".join(args for name, args in instructions if name == "RUN")
+    assert '"python${PYTHON_VERSION}" -m venv /opt/venv' in runs
+    assert '"python${PYTHON_VERSION}-venv"' in runs
+
+
+def test_image_and_venv_locks_pin_the_same_versions():
+    # The image test compares a run in the image with one in the venv: both run the same
+    # releases, although each lock is compiled for its own Python.
+    image, venv = _pins(REPO / "requirements.lock"), _pins(REPO / "requirements-dev.lock")
+    assert {"torch", "torchvision", "numpy", "nvidia-dali-cuda130"} <= set(image)
+    assert {name: venv.get(name) for name in image} == image
 
 
 def test_dockerignore_keeps_run_files_out_but_lets_copied_files_in():
