@@ -31,8 +31,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sswp.models",),
     # Training loops, checkpoints and the runtime.
     ("sswp.engine",),
-    # The stages, the report, comparisons, the dvc.yaml generator and the rerun check.
-    ("sswp.stages", "sswp.report", "sswp.compare", "sswp.dvc_yaml", "sswp.verify"),
+    # The stages, the report with its statistics, fairness checks and learning curves,
+    # comparisons, the dvc.yaml generator and the rerun check.
+    (
+        "sswp.stages",
+        "sswp.report",
+        "sswp.stats",
+        "sswp.fairness",
+        "sswp.curves",
+        "sswp.compare",
+        "sswp.dvc_yaml",
+        "sswp.verify",
+    ),
     # The command line.
     ("sswp.cli",),
 )
