@@ -59,8 +59,9 @@ dvc-yaml: $(STAMP)
 snakemake: $(STAMP)
 	snakemake --profile workflow/profiles/default
 
+# Tests run single-threaded, so one pytest worker per core (at most 4: each loads torch).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist worksteal
 
 # Rerun the committed default in a scratch folder and compare it with the committed results.
 verify: $(STAMP)
