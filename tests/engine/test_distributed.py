@@ -62,6 +62,7 @@ def _train_step(ctx: DistContext, compile_mode: str = "off") -> dict[str, torch.
         drop_path=0.0,
         grad_clip=5.0,
         label_smoothing=0.0,
+        eval_every=1,
     )
     runtime = type("R", (), {"sync_bn": False, "progress": "never"})()
     loop = SupervisedLoop(

@@ -34,6 +34,8 @@ def _recipe(**changes) -> PretrainParams:
         grad_clip=5.0,
         bn_affine=True,
         images="all",
+        budget="epochs",
+        budget_fraction=1.0,
     )
     return dataclasses.replace(base, **changes)
 

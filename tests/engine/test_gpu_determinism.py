@@ -24,6 +24,9 @@ def restored_torch_flags():
         cudnn.allow_tf32,
         torch.backends.cuda.matmul.allow_tf32,
     )
+    # Each stage is its own process, so setup starts from torch's defaults; an earlier test in
+    # this worker may have turned deterministic algorithms on.
+    torch.use_deterministic_algorithms(False)
     yield
     torch.use_deterministic_algorithms(before[0], warn_only=before[1])
     cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32 = before[2:5]

@@ -103,6 +103,8 @@ def test_every_epoch_line_says_k_of_n_elapsed_and_eta(tmp_path, monkeypatch, cap
         grad_clip=5.0,
         bn_affine=True,
         images="all",
+        budget="epochs",
+        budget_fraction=1.0,
     )
     cpu = Hardware(torch.device("cpu"), DistContext(), channels_last=False, amp="off")
     loader = _Batches(torch.ones(2, 2) for _ in range(2))
