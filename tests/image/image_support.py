@@ -55,12 +55,12 @@ PROBE = """
 import json, os, sys
 import sswp
 from sswp.provenance import code_digest
-from sswp.stages.tracked import STAGE_CODE
+from sswp.contract import STAGES
 print(json.dumps({
     "uid": os.getuid(),
     "python": "%d.%d" % sys.version_info[:2],
     "package": sswp.__file__,
-    "code": {stage: code_digest(stage) for stage in sorted(STAGE_CODE)},
+    "code": {stage: code_digest(stage) for stage in sorted(STAGES)},
 }))
 """
 

@@ -1,0 +1,18 @@
+"""The probe that the image test runs inside the container, run here in the venv.
+
+`make test` does not build the image, so this keeps the probe in step with the package: a
+module it imports that moved or a stage that was renamed fails here, not after a CI build.
+"""
+
+from __future__ import annotations
+
+from image_support import probe_venv
+
+from sswp import contract
+
+
+def test_probe_runs_in_the_venv_and_hashes_every_stage():
+    probe = probe_venv(None)
+    assert probe["package"].endswith("src/sswp/__init__.py")
+    assert set(probe["code"]) == set(contract.STAGES)
+    assert all(len(digest) == 64 for digest in probe["code"].values())
