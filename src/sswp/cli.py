@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sswp import __version__
@@ -40,7 +40,9 @@ VERIFY_HELP = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stages_with_arguments: Iterable[str] = STAGES) -> argparse.ArgumentParser:
+    """The whole command line; only the named stages' own arguments are added, since adding
+    them imports the stage's module (and with it torch, torchvision or scipy)."""
     parser = argparse.ArgumentParser(
         prog="sswp",
         description="Stages of the SSWP-NAS pipeline (self-supervised, weight-preserving NAS). "
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parser.add_argument(
             "--params", default="params.yaml", help="params file (default: params.yaml)"
         )
-        stage_module(name).add_arguments(stage_parser)
+        if name in stages_with_arguments:
+            stage_module(name).add_arguments(stage_parser)
     compare = sub.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP)
     compare.add_argument("run_a", metavar="RUN_A", help="a results/ folder, or a run folder")
     compare.add_argument("run_b", metavar="RUN_B", help="the folder to compare it with")
@@ -188,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sswp.stages.guard import guarded
     from sswp.stages.plan import plan_for
 
-    args = build_parser().parse_args(argv)
+    # A stage's process imports that stage's module only: the others cost seconds of start-up.
+    args = build_parser(argv[:1]).parse_args(argv)
     if args.stage == "compare":
         return compare(args)
     if args.stage == "dvc-yaml":

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from sswp.data.arrays import ArrayDataset
+from sswp.data.loaders import make_loader
+from sswp.engine.distributed import DistContext
+from sswp.engine.runtime import Hardware
+from sswp.engine.supervised import evaluate
 from sswp.errors import SswpError
 from sswp.models.child import BatchNormAffinity, ChildNetwork
 from sswp.nas.reference import reference_genotype
-from sswp.stages.children import build_child, load_pretrained_backbone, pretrain_model_path
+from sswp.stages.children import (
+    EVAL_BATCH_SIZE,
+    build_child,
+    evaluation_loader,
+    load_pretrained_backbone,
+    pretrain_model_path,
+)
 
 
 @pytest.fixture
@@ -76,3 +88,24 @@ def test_reference_architectures_train_from_random_init_only(run_dir, tiny_param
     assert model.genotype == reference_genotype("darts_v2", tiny_params.search.layers)
     with pytest.raises(SswpError, match="has no preserved weights"):
         build_child(tiny_params, 10, "darts_v2", "preserved", auxiliary=True)
+
+
+def test_evaluation_at_its_own_batch_size_scores_as_at_the_training_batch():
+    """The evaluation batch (at least EVAL_BATCH_SIZE) changes the speed, not the scores."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (300, 16, 16, 3), dtype=np.uint8)
+    labels = rng.integers(0, 5, 300)
+    data = ArrayDataset(images, labels, images, labels, tuple("abcde"))
+    options = dict(batch_size=8, mean=(0.5,) * 3, std=(0.25,) * 3, seed=0, image_size=16)
+    torch.manual_seed(0)
+    model = ChildNetwork(reference_genotype("pdarts", 3), 4, num_classes=5, auxiliary=False)
+    model.train()(torch.randn(16, 3, 16, 16))  # running statistics away from their init
+    hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False, amp="off")
+    at_training_batch = make_loader(
+        images, labels, np.arange(300), "eval", shuffle=False, drop_last=False, name="t", **options
+    )
+    fast = evaluation_loader(data, options)
+    assert len(at_training_batch) == 38 and len(fast) == -(-300 // EVAL_BATCH_SIZE)
+    slow_scores, fast_scores = evaluate(model, at_training_batch, hw), evaluate(model, fast, hw)
+    assert fast_scores["acc"] == slow_scores["acc"]
+    assert fast_scores["loss"] == pytest.approx(slow_scores["loss"], rel=1e-5)
