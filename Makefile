@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test verify slurm-test lint bench image image-test sif dvc-yaml
+.PHONY: setup lock repro snakemake test verify slurm-test lint bench image image-test sif dvc-yaml params-schema
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ repro: $(STAMP)
 # dvc.yaml is generated from the stage contract (src/sswp/contract.py) and params.yaml's runs.
 dvc-yaml: $(STAMP)
 	sswp dvc-yaml
+
+# workflow/schemas/params.schema.yaml is generated from the params dataclasses (src/sswp/config.py).
+params-schema: $(STAMP)
+	sswp params-schema
 
 snakemake: $(STAMP)
 	snakemake --profile workflow/profiles/default

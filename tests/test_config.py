@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import yaml
 
-from sswp.config import load_params, params_from_dict, schema
+from sswp.config import (
+    SCHEMA_FILE,
+    Params,
+    file_fields,
+    load_params,
+    params_from_dict,
+    schema,
+    schema_text,
+)
 from sswp.errors import SswpError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,9 +41,56 @@ def test_shipped_params_files_are_valid():
         load_params(path)
 
 
-def test_snakemake_and_sswp_use_the_same_schema_file():
-    snakemake_schema = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
-    assert snakemake_schema == schema()
+def test_the_committed_schema_file_is_the_one_the_dataclasses_make():
+    committed = (REPO / SCHEMA_FILE).read_text()
+    assert committed == schema_text(), f"{SCHEMA_FILE} is stale: run `make params-schema`"
+    assert yaml.safe_load(committed) == schema()
+
+
+def test_the_schema_requires_every_field_and_only_the_fields_of_each_dataclass():
+    def check(cls, node):
+        names = [spec.name for spec in file_fields(cls)]
+        assert node["required"] == names and list(node["properties"]) == names
+        assert node["additionalProperties"] is False
+        for spec in file_fields(cls):
+            hint = get_type_hints(cls)[spec.name]
+            if dataclasses.is_dataclass(hint):
+                check(hint, node["properties"][spec.name])
+
+    check(Params, schema())
+    assert "seed" not in schema()["properties"]  # set by the program, never by the file
+
+
+def test_bounds_and_enums_come_from_the_field_declarations():
+    finetune = schema()["properties"]["finetune"]["properties"]
+    assert finetune["lr"] == {"type": "number", "exclusiveMinimum": 0}
+    assert finetune["inits"]["items"] == {"enum": ["preserved", "random"]}
+    assert finetune["label_ratios"]["items"] == {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 1,
+    }
+    betas = schema()["properties"]["search"]["properties"]["arch_betas"]
+    assert (betas["minItems"], betas["maxItems"]) == (2, 2)
+    assert schema()["properties"]["pretrain"]["properties"]["batch_size"]["minimum"] == 2
+
+
+def test_the_readme_params_table_names_every_param_of_each_group_and_no_other():
+    rows = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        match = re.match(r"\| `(\w+)` \| (.*) \|$", line)
+        if match:
+            rows[match[1]] = match[2]
+    groups = [spec.name for spec in file_fields(Params)]
+    assert [name for name in rows if name in groups] == groups
+    for spec in file_fields(Params):
+        hint = get_type_hints(Params)[spec.name]
+        if not dataclasses.is_dataclass(hint):
+            continue
+        named = set(re.findall(r"`(\w+)`", rows[spec.name]))
+        keys = {field.name for field in file_fields(hint)}
+        assert keys <= named, f"README params table, {spec.name}: missing {keys - named}"
+        assert named - keys <= set(groups), f"README, {spec.name}: unknown {named - keys}"
 
 
 @pytest.mark.parametrize(
@@ -43,7 +101,7 @@ def test_snakemake_and_sswp_use_the_same_schema_file():
         ("search.gate_mode", "three", "'two', 'full_v2'"),
         ("finetune.label_ratios", [0.1, 1.5], "finetune.label_ratios.1 = 1.5"),
         ("finetune.label_ratios", [0.0], "finetune.label_ratios.0 = 0.0"),
-        ("train.bogus", 1, "train: Unevaluated properties are not allowed ('bogus'"),
+        ("train.bogus", 1, "train: Additional properties are not allowed ('bogus'"),
         ("bogus", 1, "remove it or check its spelling"),
         (
             "search.phases",

@@ -11,20 +11,22 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # Plain building blocks; the stage contract, which the Snakefile imports, sits here.
+    # Plain building blocks; the params definition and the stage contract, which the
+    # Snakefile imports, sit here.
     # The CPU-kernel pins (numerics) and the machine record load before torch does.
     (
         "sswp",
         "sswp.errors",
-        "sswp.paths",
         "sswp.yaml12",
+        "sswp.config",
+        "sswp.paths",
         "sswp.atomic",
         "sswp.contract",
         "sswp.numerics",
         "sswp.machine",
     ),
-    # Params, and the provenance records that digest them and the code.
-    ("sswp.config", "sswp.provenance"),
+    # The provenance records that digest the params and the code.
+    ("sswp.provenance",),
     # Data, the search space and the self-supervised objectives.
     ("sswp.data", "sswp.nas", "sswp.ssl"),
     # Child networks built from a genotype.

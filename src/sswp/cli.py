@@ -14,8 +14,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sswp import __version__
-from sswp.config import load_params
+from sswp import __version__, atomic
+from sswp.config import SCHEMA_FILE, load_params, schema_text
 from sswp.errors import SswpError
 from sswp.numerics import pin_for_command
 from sswp.stages.seeds import check_ratio, params_for_seed
@@ -34,6 +34,7 @@ STAGES = {
 }
 COMPARE_HELP = "print the params and metrics that differ between two result folders"
 DVC_YAML_HELP = "write dvc.yaml from the stage contract and params.yaml's runs"
+SCHEMA_HELP = "write params.yaml's JSON schema (for Snakemake) from the params dataclasses"
 VERIFY_HELP = (
     "rerun the committed default (or some of its stages or runs) in a scratch folder and "
     "print every metric and genotype that differs from the committed ones"
@@ -65,6 +66,10 @@ def build_parser(stages_with_arguments: Iterable[str] = STAGES) -> argparse.Argu
         "--params", default="params.yaml", help="params file (default: params.yaml)"
     )
     dvc_yaml.add_argument("--output", default="dvc.yaml", help="where (default: dvc.yaml)")
+    params_schema = sub.add_parser("params-schema", help=SCHEMA_HELP, description=SCHEMA_HELP)
+    params_schema.add_argument(
+        "--output", default=SCHEMA_FILE, help=f"where (default: {SCHEMA_FILE})"
+    )
     checker = sub.add_parser("verify", help=VERIFY_HELP, description=VERIFY_HELP)
     checker.add_argument(
         "--params", default="params.yaml", help="params file (default: params.yaml)"
@@ -135,7 +140,7 @@ def write_dvc_yaml(args: argparse.Namespace) -> int:
     except SswpError as exc:
         print(f"sswp dvc-yaml: error: {exc}", file=sys.stderr)
         return 2
-    dvc_yaml.write(Path(args.output), text)
+    atomic.write_text(args.output, text)
     return 0
 
 
@@ -199,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return write_dvc_yaml(args)
     if args.stage == "verify":
         return verify(args)
+    if args.stage == "params-schema":
+        atomic.write_text(args.output, schema_text())
+        return 0
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
         check_ratio(params, getattr(args, "ratio", None))

@@ -5,7 +5,7 @@ files it runs, and what it reads and writes, as templates over a run's `{seed}`,
 `{init}` and `{architecture}` (Snakemake's wildcard syntax). dvc.yaml is generated from it
 (`sswp dvc-yaml`), the Snakemake rules read it, provenance records and checkpoint keys digest
 exactly these params and files, and `runs` expands params into every run of the pipeline.
-Plain Python and PyYAML only, importing nothing of the package: the Snakefile imports it.
+Plain Python, PyYAML and the params dataclasses (sswp.config): the Snakefile imports it.
 """
 
 from __future__ import annotations
@@ -13,31 +13,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-import yaml
+from sswp.config import OptionalInit, Params, SupervisedParams, file_fields
 
 PACKAGE = Path(__file__).resolve().parent
-SCHEMA_FILE = PACKAGE / "params.schema.yaml"
 
 # The arms linear evaluation probes, in the order it writes them.
 LINEAR_EVAL_ARMS = ("preserved", "two_stage", "random")
 # The init that starts from `sswp pretrain`'s backbone: its finetunes are their own stage,
 # which depends on the pretrain stage. params.yaml's finetune.inits choose among the others.
 TWO_STAGE = "two_stage"
-FINETUNE_INITS = ("preserved", "random", TWO_STAGE)
+FINETUNE_INITS = (*get_args(OptionalInit), TWO_STAGE)
 
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-_SUPERVISED = _words(
-    "epochs batch_size lr lr_min lr_step momentum weight_decay warmup_epochs cutout "
-    "auxiliary_weight drop_path grad_clip label_smoothing eval_every"
-)
+_SUPERVISED = tuple(spec.name for spec in file_fields(SupervisedParams))
 # The seed is not here: each run's seed is in its command (`--seed`), so adding a seed to
 # `seeds` runs the new seed's stages and leaves the others alone.
 _RUN = _words(
@@ -52,7 +47,7 @@ _FINETUNE = (*_LABELLED, *(f"finetune.{key}" for key in _SUPERVISED))
 
 # The package files (relative to src/sswp; a folder means its .py files) each stage runs.
 _COMMON_CODE = _words(
-    "cli.py config.py yaml12.py params.schema.yaml atomic.py paths.py contract.py provenance.py "
+    "cli.py config.py yaml12.py atomic.py paths.py contract.py provenance.py "
     "numerics.py machine.py stages/plan.py stages/guard.py stages/outputs.py engine/lock.py"
 )
 _LOOP_CODE = (
@@ -257,15 +252,10 @@ STAGES: dict[str, Stage] = {
 }
 
 
-@cache
-def _schema_keys() -> tuple[str, ...]:
-    return tuple(yaml.safe_load(SCHEMA_FILE.read_text())["properties"])
-
-
 def stage_params(stage: str) -> tuple[str, ...]:
     """The params keys a stage's result depends on. The report's are every top-level key:
     it copies all params into results/params.yaml."""
-    return STAGES[stage].params or _schema_keys()
+    return STAGES[stage].params or tuple(spec.name for spec in file_fields(Params))
 
 
 def lookup(raw: Mapping[str, Any], key: str) -> Any:

@@ -9,10 +9,8 @@ differs from what this writes.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from sswp.contract import (
@@ -30,7 +28,7 @@ WIDTH = 100
 HEADER = """\
 # Generated from src/sswp/contract.py by `sswp dvc-yaml` (`make dvc-yaml`): edit the contract,
 # then regenerate. Every stage runs `sswp <stage>`, which validates params.yaml against
-# src/sswp/params.schema.yaml before doing anything.
+# the params dataclasses (src/sswp/config.py) before doing anything.
 # Deps list the folders each stage reads and the library code it runs; params list exactly the
 # keys it reads. Per-seed stages take their seed in the command, not as a param, so adding a
 # seed to `seeds` runs only the new seed's stages.
@@ -182,10 +180,3 @@ def render(raw: Mapping[str, Any]) -> str:
     lines.append(PLOTS_NOTE.rstrip("\n"))
     lines.extend(plots_lines(raw))
     return "\n".join(lines) + "\n"
-
-
-def write(path: Path, text: str) -> None:
-    """Replace `path` whole, so an interrupted write never leaves half a dvc.yaml."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

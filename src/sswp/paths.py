@@ -8,6 +8,9 @@ linear eval). The stage contract (sswp.contract) declares the same layout as tem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
+
+from sswp.config import Snapshot
 
 PREPARED_DIR = Path("data/prepared")
 DATASET_FILE = "dataset.npz"
@@ -19,7 +22,7 @@ GENOTYPE_FILE = "genotype.json"
 SUPERNET_FILE = "supernet.pt"
 ALPHA_HISTORY_FILE = "alpha_history.pt"
 BUDGET_FILE = "budget.json"  # the SimCLR steps and pairs the search gave its weights
-SNAPSHOTS = ("final", "highest_acc", "lowest_loss")
+SNAPSHOTS = get_args(Snapshot)
 
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.json"

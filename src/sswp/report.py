@@ -13,13 +13,14 @@ import math
 import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
+from sswp.config import OptionalInit
 from sswp.curves import RISE_POINTS
 from sswp.nas.genotype import STEPS, edge_index, reduction_cells
 from sswp.nas.ops import CANDIDATE_OPS, SHORT_NAMES
@@ -98,7 +99,7 @@ ALL_ARMS = (
     Arm("linear_eval", "two_stage", "linear_two_stage"),
     Arm("linear_eval", "random", "linear_random"),
 )
-OPTIONAL_FINETUNE_INITS = ("preserved", "random")
+OPTIONAL_FINETUNE_INITS = get_args(OptionalInit)
 
 
 def arms(inits: Sequence[str]) -> tuple[Arm, ...]:
