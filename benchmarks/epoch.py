@@ -31,7 +31,7 @@ import torch
 from sswp.config import Params, load_params
 from sswp.data.backend import import_dali
 from sswp.data.datasets import ArrayDataset
-from sswp.data.loaders import augment_of, make_loader
+from sswp.data.loaders import LoaderContext, augment_of, in_order, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.runtime import Hardware, setup
@@ -141,11 +141,12 @@ def train_epoch(params: Params, data: ArrayDataset, hw: Hardware, steps: int) ->
     """The first epoch (compilation, if any), a second timed one, against isolated steps;
     images/s and efficiency leave out the test pass after the epoch, reported apart."""
     sp = params.train
-    options = dict(
+    context = LoaderContext(
+        sp.batch_size,
         mean=NORM[0],
         std=NORM[1],
-        augment=augment_of(params.data),
         seed=params.seed,
+        augment=augment_of(params.data),
         workers=params.data.workers,
         loader=params.data.loader,
         device=hw.device,
@@ -155,24 +156,13 @@ def train_epoch(params: Params, data: ArrayDataset, hw: Hardware, steps: int) ->
         data.train_y,
         np.arange(len(data.train_y)),
         "train",
-        sp.batch_size,
-        cutout=sp.cutout,
+        context,
+        name="train",
         shuffle=True,
         drop_last=True,
-        name="train",
-        **options,
+        cutout=sp.cutout,
     )
-    test = make_loader(
-        data.test_x,
-        data.test_y,
-        np.arange(len(data.test_y)),
-        "eval",
-        sp.batch_size,
-        shuffle=False,
-        drop_last=False,
-        name="test",
-        **options,
-    )
+    test = in_order(data.test_x, data.test_y, np.arange(len(data.test_y)), context, "test")
     torch.manual_seed(params.seed)
     genotype = reference_genotype("darts_v2", params.search.layers)
     model = ChildNetwork(

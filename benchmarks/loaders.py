@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from sswp.data.datasets import NORMALIZATION
-from sswp.data.loaders import Loader, make_loader
+from sswp.data.loaders import Loader, LoaderContext, make_loader
 
 BACKENDS = {"dali": "DALI CPU", "torch": "torchvision"}
 
@@ -32,20 +32,18 @@ def parse_args() -> argparse.Namespace:
 
 def simclr_loader(backend: str, images: np.ndarray, args: argparse.Namespace) -> Loader:
     mean, std = NORMALIZATION["cifar10"]
+    context = LoaderContext(
+        args.batch_size, mean, std, seed=0, workers=args.threads, loader=backend
+    )
     return make_loader(
         images,
         np.zeros(len(images), dtype=np.int64),
         np.arange(len(images)),
         "simclr",
-        args.batch_size,
-        mean=mean,
-        std=std,
+        context,
+        name="benchmark",
         shuffle=True,
         drop_last=True,
-        seed=0,
-        workers=args.threads,
-        name="benchmark",
-        loader=backend,
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import LoaderContext, in_order, make_loader
 
 pytest.importorskip(
     "nvidia.dali", reason="NVIDIA DALI is not installed (pip install nvidia-dali-cuda130)"
@@ -27,22 +27,18 @@ def _ramps(count: int) -> np.ndarray:
     return np.repeat(image[None], count, axis=0)
 
 
-def _batches(images, kind, backend, seed=0, batch_size=128, **options):
+def _batches(images, kind, backend, seed=0, batch_size=128, cutout=0, **options):
     torch.manual_seed(seed)
     loader = make_loader(
         images,
         np.arange(len(images), dtype=np.int64),
         np.arange(len(images)),
         kind,
-        batch_size,
-        mean=MEAN,
-        std=STD,
+        LoaderContext(batch_size, MEAN, STD, seed, loader=backend, **options),
+        name="test",
         shuffle=True,
         drop_last=False,
-        seed=seed,
-        name="test",
-        loader=backend,
-        **options,
+        cutout=cutout,
     )
     return list(loader)
 
@@ -113,20 +109,8 @@ def test_eval_normalises_identically():
     images = np.random.default_rng(0).integers(0, 256, (10, SIDE, SIDE, 3), dtype=np.uint8)
     expected = (torch.from_numpy(images).permute(0, 3, 1, 2) / 255 - 0.5) / 0.25
     for backend in BACKENDS:
-        loader = make_loader(
-            images,
-            np.zeros(10, np.int64),
-            np.arange(10),
-            "eval",
-            10,
-            mean=MEAN,
-            std=STD,
-            shuffle=False,
-            drop_last=False,
-            seed=0,
-            name="test",
-            loader=backend,
-        )
+        context = LoaderContext(10, MEAN, STD, seed=0, loader=backend)
+        loader = in_order(images, np.zeros(10, np.int64), np.arange(10), context, "test")
         assert torch.allclose(next(iter(loader))[0], expected, atol=1e-5)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from sswp.config import load_params
 from sswp.data.datasets import IMAGENET_STATS, load_prepared
 from sswp.data.image_folder import load_image_folder
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import LoaderContext, make_loader
 from sswp.data.splits import labelled_subset
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR
@@ -28,10 +28,10 @@ SIZE = 24
 
 def _loader(ds, kind, backend, batch_size=4, **options):
     mean, std = IMAGENET_STATS
+    context = LoaderContext(batch_size, mean, std, 0, image_size=SIZE, loader=backend, **options)
     return make_loader(
-        ds.train_x, ds.train_y, np.arange(len(ds.train_y)), kind, batch_size, mean=mean,
-        std=std, cutout=8, shuffle=True, drop_last=False, seed=0, name="train",
-        image_size=SIZE, loader=backend, **options,
+        ds.train_x, ds.train_y, np.arange(len(ds.train_y)), kind, context, name="train",
+        shuffle=True, drop_last=False, cutout=8,
     )  # fmt: skip
 
 

@@ -5,12 +5,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import LoaderContext, make_loader
 from sswp.data.torch_loader import ImageSet, TorchLoader
 from sswp.data.transforms import Cutout, eval_view, simclr_view, train_view
 from sswp.errors import SswpError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+# make_loader's own arguments; the rest of a test's options go to its LoaderContext.
+LOADER_ARGUMENTS = ("name", "shuffle", "drop_last", "cutout")
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +26,13 @@ def labels():
 
 
 def _loader(images, labels, kind, batch_size=8, indices=None, **overrides):
-    options = dict(mean=MEAN, std=STD, shuffle=True, drop_last=True, seed=3, name="search weights")
-    options.update(overrides)
+    options = dict(shuffle=True, drop_last=True, name="search weights")
+    options |= {key: overrides.pop(key) for key in LOADER_ARGUMENTS if key in overrides}
+    context = LoaderContext(
+        **{"mean": MEAN, "std": STD, "seed": 3, **overrides}, batch_size=batch_size
+    )
     indices = np.arange(20) if indices is None else indices
-    return make_loader(images, labels, indices, kind, batch_size, **options)
+    return make_loader(images, labels, indices, kind, context, **options)
 
 
 def test_simclr_batches(images, labels):
@@ -189,16 +194,10 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch(backend, count, drop_last
             positions,
             positions,
             "eval",
-            4,
-            mean=MEAN,
-            std=STD,
+            LoaderContext(4, MEAN, STD, seed=1, loader=backend, shard_id=shard, num_shards=2),
+            name="test",
             shuffle=True,
             drop_last=drop_last,
-            seed=1,
-            name="test",
-            loader=backend,
-            shard_id=shard,
-            num_shards=2,
         )
         for shard in range(2)
     ]

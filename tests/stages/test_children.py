@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sswp.data.arrays import ArrayDataset
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import EVAL_BATCH_SIZE, LoaderContext, in_order
 from sswp.engine.distributed import DistContext
 from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import evaluate
@@ -15,7 +15,6 @@ from sswp.errors import SswpError
 from sswp.models.child import BatchNormAffinity, ChildNetwork
 from sswp.nas.reference import reference_genotype
 from sswp.stages.children import (
-    EVAL_BATCH_SIZE,
     build_child,
     evaluation_loader,
     load_pretrained_backbone,
@@ -96,15 +95,13 @@ def test_evaluation_at_its_own_batch_size_scores_as_at_the_training_batch():
     images = rng.integers(0, 256, (300, 16, 16, 3), dtype=np.uint8)
     labels = rng.integers(0, 5, 300)
     data = ArrayDataset(images, labels, images, labels, tuple("abcde"))
-    options = dict(batch_size=8, mean=(0.5,) * 3, std=(0.25,) * 3, seed=0, image_size=16)
+    context = LoaderContext(8, mean=(0.5,) * 3, std=(0.25,) * 3, seed=0, image_size=16)
     torch.manual_seed(0)
     model = ChildNetwork(reference_genotype("pdarts", 3), 4, num_classes=5, auxiliary=False)
     model.train()(torch.randn(16, 3, 16, 16))  # running statistics away from their init
     hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False, amp="off")
-    at_training_batch = make_loader(
-        images, labels, np.arange(300), "eval", shuffle=False, drop_last=False, name="t", **options
-    )
-    fast = evaluation_loader(data, options)
+    at_training_batch = in_order(images, labels, np.arange(300), context, "t")
+    fast = evaluation_loader(data, context)
     assert len(at_training_batch) == 38 and len(fast) == -(-300 // EVAL_BATCH_SIZE)
     slow_scores, fast_scores = evaluate(model, at_training_batch, hw), evaluate(model, fast, hw)
     assert fast_scores["acc"] == slow_scores["acc"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from torch import nn
 
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
-from sswp.data.loaders import Kind, augment_of, make_loader
+from sswp.data.loaders import Kind, LoaderContext, augment_of, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
@@ -210,38 +211,34 @@ class SearchLoop:
             )
         objective_type = OBJECTIVES[sp.objective]
 
-        def loader(images, labels, indices, seed: int, name: str, kind: Kind):
+        context = LoaderContext(
+            batch_size=sp.batch_size // hw.dist.world_size,
+            mean=mean,
+            std=std,
+            seed=params.seed,
+            batch_key="search.batch_size",
+            augment=augment_of(params.data),
+            workers=params.data.workers,
+            image_size=data.image_size,
+            loader=params.data.loader,
+            device=hw.device,
+            shard_id=hw.dist.rank,
+            num_shards=hw.dist.world_size,
+        )
+
+        def loader(images, labels, indices, seed_offset: int, name: str, kind: Kind):
             # Plain evaluation reads every test image once; other batches are shuffled and
             # full, since in-batch negatives and retrieval depend on the batch.
             sampled = kind != "eval"
+            seeded = dataclasses.replace(context, seed=params.seed + seed_offset)
             return make_loader(
-                images,
-                labels,
-                indices,
-                kind,
-                sp.batch_size // hw.dist.world_size,
-                mean=mean,
-                std=std,
-                augment=augment_of(params.data),
-                shuffle=sampled,
-                drop_last=sampled,
-                seed=seed,
-                workers=params.data.workers,
-                name=name,
-                batch_key="search.batch_size",
-                image_size=data.image_size,
-                loader=params.data.loader,
-                device=hw.device,
-                shard_id=hw.dist.rank,
-                num_shards=hw.dist.world_size,
+                images, labels, indices, kind, seeded, name=name, shuffle=sampled, drop_last=sampled
             )
 
         train, test = objective_type.train_kind, objective_type.test_kind
         x, y = data.train_x, data.train_y
-        self.weight_loader = loader(
-            x, y, splits.search_weights, params.seed, "search weight", train
-        )
-        self.arch_loader = loader(x, y, splits.search_arch, params.seed + 1, "search arch", train)
+        self.weight_loader = loader(x, y, splits.search_weights, 0, "search weight", train)
+        self.arch_loader = loader(x, y, splits.search_arch, 1, "search arch", train)
         # Snapshots are selected on held-out images: the test set for the self-supervised
         # objectives (labels unused), the arch half for those that read labels, so that no
         # architecture is chosen by test labels.
@@ -249,7 +246,7 @@ class SearchLoop:
             held_out = (x, y, splits.search_arch, "arch half")
         else:
             held_out = (data.test_x, data.test_y, np.arange(len(data.test_y)), "test")
-        self.test_loader = loader(*held_out[:3], params.seed + 2, held_out[3], test)
+        self.test_loader = loader(*held_out[:3], 2, held_out[3], test)
         self.objective = hw.model(
             make_objective(
                 sp,

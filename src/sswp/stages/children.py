@@ -20,7 +20,7 @@ from sswp import atomic
 from sswp.config import Params, SupervisedParams
 from sswp.contract import tracked_params
 from sswp.data.datasets import ArrayDataset, normalization
-from sswp.data.loaders import augment_of, make_loader
+from sswp.data.loaders import LoaderContext, augment_of, in_order, make_loader
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
 from sswp.engine.runtime import Hardware
@@ -46,10 +46,6 @@ from sswp.stages.records import split_record, write_info
 
 # Heads are new in every run that starts from other weights.
 HEAD_PREFIXES = ("classifier.", "auxiliary.")
-# Evaluation runs in eval mode without gradients, so its batch size sets only its speed and
-# memory: at the training batch of a 2 % label ratio (8), testing cost more than training.
-# Each process evaluates at least this many images per batch.
-EVAL_BATCH_SIZE = 256
 
 
 def pretrain_model_path(seed: int) -> Path:
@@ -189,10 +185,10 @@ def build_child(
     return model
 
 
-def loader_options(
+def loader_context(
     params: Params, data: ArrayDataset, manifest: dict[str, Any], hw: Hardware, batch_key: str
-) -> dict[str, Any]:
-    """make_loader's keywords every child stage shares; batch_key names the batch size param."""
+) -> LoaderContext:
+    """The loader settings of a child stage; batch_key names its batch size param."""
     group, key = batch_key.split(".")
     batch_size = getattr(getattr(params, group), key)
     if batch_size % hw.dist.world_size:
@@ -201,14 +197,14 @@ def loader_options(
             "use a multiple of runtime.gpus"
         )
     mean, std = normalization(manifest)
-    return dict(
+    return LoaderContext(
         batch_size=batch_size // hw.dist.world_size,
         mean=mean,
         std=std,
-        augment=augment_of(params.data),
         seed=params.seed,
-        workers=params.data.workers,
         batch_key=batch_key,
+        augment=augment_of(params.data),
+        workers=params.data.workers,
         image_size=data.image_size,
         loader=params.data.loader,
         device=hw.device,
@@ -217,39 +213,17 @@ def loader_options(
     )
 
 
-def evaluation_options(options: dict[str, Any]) -> dict[str, Any]:
-    """loader_options with the batch size raised to EVAL_BATCH_SIZE for evaluation."""
-    return {**options, "batch_size": max(options["batch_size"], EVAL_BATCH_SIZE)}
-
-
-def evaluation_loader(data: ArrayDataset, options: dict[str, Any]):
+def evaluation_loader(data: ArrayDataset, context: LoaderContext):
     """Every test image once, in order, without augmentation."""
-    return make_loader(
-        data.test_x,
-        data.test_y,
-        np.arange(len(data.test_y)),
-        "eval",
-        shuffle=False,
-        drop_last=False,
-        name="test",
-        **evaluation_options(options),
-    )
+    indices = np.arange(len(data.test_y))
+    return in_order(data.test_x, data.test_y, indices, context.for_evaluation(), "test")
 
 
-def validation_loader(data: ArrayDataset, validation: np.ndarray, options: dict[str, Any]):
+def validation_loader(data: ArrayDataset, validation: np.ndarray, context: LoaderContext):
     """Every validation image once, in order, without augmentation; None without a split."""
     if not len(validation):
         return None
-    return make_loader(
-        data.train_x,
-        data.train_y,
-        validation,
-        "eval",
-        shuffle=False,
-        drop_last=False,
-        name="validation",
-        **evaluation_options(options),
-    )
+    return in_order(data.train_x, data.train_y, validation, context.for_evaluation(), "validation")
 
 
 def run_checkpointer(
@@ -327,17 +301,17 @@ def fit_and_save(
     hw: Hardware,
 ) -> None:
     sp: SupervisedParams = getattr(params, run.group)
-    options = loader_options(params, data, manifest, hw, f"{run.group}.batch_size")
+    context = loader_context(params, data, manifest, hw, f"{run.group}.batch_size")
     train_loader = make_loader(
         data.train_x,
         data.train_y,
         run.train_indices,
         "train",
-        cutout=sp.cutout,
+        context,
+        name=f"{run.name} training",
         shuffle=True,
         drop_last=True,
-        name=f"{run.name} training",
-        **options,
+        cutout=sp.cutout,
     )
     model = hw.model(
         build_child(params, data.num_classes, run.architecture, run.init, sp.auxiliary_weight > 0)
@@ -356,12 +330,12 @@ def fit_and_save(
     loop = SupervisedLoop(
         model,
         train_loader,
-        evaluation_loader(data, options),
+        evaluation_loader(data, context),
         sp,
         params.runtime,
         hw,
         run.name,
-        val_loader=validation_loader(data, run.validation, options),
+        val_loader=validation_loader(data, run.validation, context),
     )
     metrics = run_logged(loop, run.name, checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:

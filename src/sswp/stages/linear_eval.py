@@ -23,7 +23,7 @@ from sswp import atomic
 from sswp.config import Params
 from sswp.contract import LINEAR_EVAL_ARMS
 from sswp.data.datasets import ArrayDataset, load_prepared
-from sswp.data.loaders import make_loader
+from sswp.data.loaders import LoaderContext, in_order, make_loader
 from sswp.data.splits import labelled_subset
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
@@ -42,7 +42,7 @@ from sswp.stages.children import (
     build_child,
     evaluation_loader,
     input_files,
-    loader_options,
+    loader_context,
     run_checkpointer,
     validation_loader,
 )
@@ -80,8 +80,8 @@ class LabelledRun:
     ratio: float
     hw: Hardware
 
-    def options(self) -> dict[str, Any]:
-        return loader_options(
+    def loader_context(self) -> LoaderContext:
+        return loader_context(
             self.params, self.data, self.manifest, self.hw, "linear_eval.batch_size"
         )
 
@@ -91,16 +91,9 @@ def backbone_of(run: LabelledRun, arm: str) -> ChildNetwork:
     (no labels, no augmentation), the same way for every arm."""
     params, data, hw = run.params, run.data, run.hw
     model = build_child(params, data.num_classes, params.finetune.architecture, arm, False)
-    unlabelled = make_loader(
-        data.train_x,
-        data.train_y,
-        np.arange(len(data.train_y)),
-        "eval",
-        shuffle=False,
-        drop_last=False,
-        name="unlabelled",
-        **run.options(),
-    )
+    every_image = np.arange(len(data.train_y))
+    context = run.loader_context()
+    unlabelled = in_order(data.train_x, data.train_y, every_image, context, "unlabelled")
     reestimate_batch_norm(model.to(hw.device), unlabelled, hw)
     return hw.model(model)
 
@@ -113,20 +106,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def probe_features(run: LabelledRun, arm: str) -> Probed:
     """Fit the classifier on features computed once, BN in eval mode, no augmentation."""
     params, data, hw = run.params, run.data, run.hw
-    options = run.options()
-    labelled = make_loader(
-        data.train_x,
-        data.train_y,
-        run.indices,
-        "eval",
-        shuffle=False,
-        drop_last=False,
-        name="labelled",
-        **options,
-    )
+    context = run.loader_context()
+    labelled = in_order(data.train_x, data.train_y, run.indices, context, "labelled")
     backbone = backbone_of(run, arm)
     train_x, train_y = extract_features(backbone, labelled, hw)
-    test_x, test_y = extract_features(backbone, evaluation_loader(data, options), hw)
+    test_x, test_y = extract_features(backbone, evaluation_loader(data, context), hw)
     probe, history = fit_probe(
         train_x,
         train_y,
@@ -142,7 +126,7 @@ def probe_features(run: LabelledRun, arm: str) -> Probed:
         "best_test_acc": max(epoch["test_acc"] for epoch in history),
         "train_acc": history[-1]["train_acc"],
     }
-    val = validation_loader(data, run.validation, options)
+    val = validation_loader(data, run.validation, context)
     if val is not None:
         metrics["val_acc"] = probe_accuracy(probe, *extract_features(backbone, val, hw))
     return Probed(probe.cpu().state_dict(), history, metrics)
@@ -161,17 +145,17 @@ def log_history(name: str, history: list[dict[str, float]], hw: Hardware) -> Non
 def probe_augmented(run: LabelledRun, arm: str) -> Probed:
     """The original's protocol: a resumable run over augmented labelled images."""
     params, data, hw = run.params, run.data, run.hw
-    options = run.options()
+    context = run.loader_context()
     name = f"linear_eval/{ratio_tag(arm, run.ratio, params.seed)}"
     train_loader = make_loader(
         data.train_x,
         data.train_y,
         run.indices,
         "train",
+        context,
+        name=f"{name} training",
         shuffle=True,
         drop_last=False,
-        name=f"{name} training",
-        **options,
     )
     architecture = params.finetune.architecture
     model = backbone_of(run, arm)
@@ -187,7 +171,7 @@ def probe_augmented(run: LabelledRun, arm: str) -> Probed:
     loop = AugmentedLinearLoop(
         model,
         train_loader,
-        evaluation_loader(data, options),
+        evaluation_loader(data, context),
         params.linear_eval,
         params.runtime,
         hw,
@@ -199,7 +183,7 @@ def probe_augmented(run: LabelledRun, arm: str) -> Probed:
         "best_test_acc": max(epoch["test_acc"] for epoch in history),
         "train_acc": history[-1]["train_acc"],
     }
-    val = validation_loader(data, run.validation, options)
+    val = validation_loader(data, run.validation, context)
     if val is not None:
         metrics["val_acc"] = evaluate(loop.eval_module, val, hw)["acc"]
     state = {k: v.cpu() for k, v in model.state_dict().items()}

@@ -27,7 +27,7 @@ from sswp.paths import BUDGET_FILE, search_dir, seed_tag
 from sswp.stages.children import (
     build_child,
     input_files,
-    loader_options,
+    loader_context,
     run_checkpointer,
     save_run,
 )
@@ -87,16 +87,15 @@ def run(params: Params, args: argparse.Namespace) -> None:
     hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
     recipe = with_batch_size(params)
-    options = loader_options(recipe, data, manifest, hw, "pretrain.batch_size")
     train_loader = make_loader(
         data.train_x,
         data.train_y,
         pretrain_images(params, len(data.train_y), splits),
         "simclr",
+        loader_context(recipe, data, manifest, hw, "pretrain.batch_size"),
+        name=f"{name} training",
         shuffle=True,
         drop_last=True,
-        name=f"{name} training",
-        **options,
     )
     recipe = with_epochs(recipe, len(train_loader))
     child = build_child(
