@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sswp import __version__, atomic
+from sswp import __version__
 from sswp.config import SCHEMA_FILE, load_params, schema_text
 from sswp.errors import SswpError
 from sswp.numerics import pin_for_command
@@ -140,8 +140,15 @@ def write_dvc_yaml(args: argparse.Namespace) -> int:
     except SswpError as exc:
         print(f"sswp dvc-yaml: error: {exc}", file=sys.stderr)
         return 2
-    atomic.write_text(args.output, text)
+    write_text(args.output, text)
     return 0
+
+
+def write_text(path: str, text: str) -> None:
+    """Replace a generated file whole (imported here: sswp.atomic loads torch)."""
+    from sswp import atomic
+
+    atomic.write_text(path, text)
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -205,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stage == "verify":
         return verify(args)
     if args.stage == "params-schema":
-        atomic.write_text(args.output, schema_text())
+        write_text(args.output, schema_text())
         return 0
     try:
         params = params_for_seed(load_params(args.params), getattr(args, "seed", None))
