@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from sswp.config import OptionalInit
+from sswp.contract import FINETUNE_INITS, LINEAR_EVAL_ARMS
 from sswp.curves import RISE_POINTS
 from sswp.nas.genotype import STEPS, edge_index, reduction_cells
 from sswp.nas.ops import CANDIDATE_OPS, SHORT_NAMES
@@ -91,13 +92,10 @@ class Arm:
         return f"{self.stage.replace('_', ' ')} {self.init.replace('_', '-')}"
 
 
+# Every finetune init, then every linear-evaluation arm, as the stage contract lists them.
 ALL_ARMS = (
-    Arm("finetune", "preserved", "finetune_preserved"),
-    Arm("finetune", "random", "finetune_random"),
-    Arm("finetune", "two_stage", "finetune_two_stage"),
-    Arm("linear_eval", "preserved", "linear_preserved"),
-    Arm("linear_eval", "two_stage", "linear_two_stage"),
-    Arm("linear_eval", "random", "linear_random"),
+    *(Arm("finetune", init, f"finetune_{init}") for init in FINETUNE_INITS),
+    *(Arm("linear_eval", arm, f"linear_{arm}") for arm in LINEAR_EVAL_ARMS),
 )
 OPTIONAL_FINETUNE_INITS = get_args(OptionalInit)
 
