@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 # warm-up, arch updates, progressive freezing of every cell, stabilise.
 TINY_OVERRIDES = {
     "seeds": [0],
-    "runtime": {"threads": 1, "progress": "never"},
+    "runtime": {"threads": 1, "progress": "never", "checkpoint_seconds": 0},
     "data": {"subset": 0.15},
     "search": {
         "layers": 3,

@@ -55,7 +55,6 @@ def share_above_zero(description: str = "") -> Any:
 # A search snapshot, and the finetune inits params.yaml chooses (two-stage always runs).
 Snapshot = Literal["final", "highest_acc", "lowest_loss"]
 OptionalInit = Literal["preserved", "random"]
-LR_STEP_DESCRIPTION = "the warm-up + cosine schedule steps once per epoch or once per iteration"
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,11 @@ class RuntimeParams:
     sync_bn: bool
     progress: Literal["auto", "always", "never"]
     keep_checkpoints: bool
+    checkpoint_seconds: float = at_least(
+        0,
+        "at most one end-of-epoch checkpoint per this many seconds (0: every epoch); "
+        "SIGTERM and SIGINT always save one",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,17 +166,25 @@ class ChildParams:
 
 
 @dataclass(frozen=True)
-class SGDParams:
-    """SGD with linear warm-up then cosine: the recipe of every child-network stage."""
+class CosineSGDParams:
+    """SGD with linear warm-up then cosine to lr_min, as every child-network stage trains."""
 
     epochs: int = at_least(1)
     batch_size: int = at_least(1)
     lr: float = positive()
     lr_min: float = at_least(0, "the cosine's floor (the original's eta_min)")
-    lr_step: Literal["epoch", "iteration"] = rule(LR_STEP_DESCRIPTION)
     momentum: float = probability()
     weight_decay: float = at_least(0)
     warmup_epochs: int = at_least(0)
+
+
+@dataclass(frozen=True)
+class SGDParams(CosineSGDParams):
+    """SGD with linear warm-up then cosine: the recipe of every child-network stage."""
+
+    lr_step: Literal["epoch", "iteration"] = rule(
+        "the warm-up + cosine schedule steps once per epoch or once per iteration"
+    )
 
 
 @dataclass(frozen=True)
@@ -232,20 +244,13 @@ class PretrainParams(SGDParams):
 
 
 @dataclass(frozen=True)
-class LinearEvalParams:
+class LinearEvalParams(CosineSGDParams):
     """A linear classifier on the frozen backbone, at finetune.label_ratios."""
 
     protocol: Literal["features", "augmented"] = rule(
         "features: fit on features computed once (eval-mode BN, no augmentation); "
         "augmented: the original's, augmented images through the backbone in train mode"
     )
-    epochs: int = at_least(1)
-    batch_size: int = at_least(1)
-    lr: float = positive()
-    lr_min: float = at_least(0, "the cosine's floor (the original's eta_min)")
-    momentum: float = probability()
-    weight_decay: float = at_least(0)
-    warmup_epochs: int = at_least(0)
     grad_clip: float = positive()
 
     @property

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from sswp.engine.epochs import EpochLoop
+
 
 class OneBatch:
     """A loader of one fixed batch, with the epoch hook the loop calls."""
@@ -24,3 +26,27 @@ class OneBatch:
 def one_batch():
     """The OneBatch loader class, for loops driven by one fixed batch."""
     return OneBatch
+
+
+class SumLoop(EpochLoop):
+    """The smallest child loop: the loss is the model's output summed."""
+
+    def train_step(self, batch: torch.Tensor) -> None:
+        self.optimise(self.model(batch).sum())
+        self.count(0.0, 0.0, len(batch))
+
+    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
+        return {"lr": lr}
+
+
+class ListedBatches(list):
+    """A list of batches with the epoch hook the loop calls."""
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+
+@pytest.fixture
+def sum_loop():
+    """The SumLoop class and the ListedBatches class its loaders are."""
+    return SumLoop, ListedBatches

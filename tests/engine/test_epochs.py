@@ -12,7 +12,7 @@ from torch import nn
 from sswp.config import PretrainParams, load_params
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
-from sswp.engine.epochs import EpochLoop, lr_factor
+from sswp.engine.epochs import lr_factor
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.runtime import Hardware
 
@@ -73,28 +73,13 @@ def test_per_epoch_factor_keeps_its_floor():
     assert [recipe.lr * factor(e) for e in range(3)] == pytest.approx([0.2, 0.2, 0.11])
 
 
-class _SumLoop(EpochLoop):
-    """The smallest loop: the loss is the model's output summed."""
-
-    def train_step(self, batch: torch.Tensor) -> None:
-        self.optimise(self.model(batch).sum())
-        self.count(0.0, 0.0, len(batch))
-
-    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        return {"lr": lr}
-
-
-class _Batches(list):
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-
 @pytest.mark.parametrize("lr_step", ["epoch", "iteration"])
-def test_loop_steps_the_schedule_per_epoch_or_per_iteration(lr_step):
+def test_loop_steps_the_schedule_per_epoch_or_per_iteration(lr_step, sum_loop):
+    loop_type, batches = sum_loop
     runtime = dataclasses.replace(load_params(PARAMS).runtime, progress="never")
     recipe = _recipe(lr_step=lr_step, warmup_epochs=0, epochs=2, lr_min=0.0)
-    loader = _Batches(torch.ones(3, 2, 2) for _ in range(4))
-    loop = _SumLoop("sched", nn.Linear(2, 1), loader, recipe, runtime, CPU)
+    loader = batches(torch.ones(3, 2, 2) for _ in range(4))
+    loop = loop_type("sched", nn.Linear(2, 1), loader, recipe, runtime, CPU)
     loop.train_epoch(0, StopFlag(), Checkpointer("sched", {}), None)
     steps = 4 if lr_step == "iteration" else 1
     assert loop.sched.last_epoch == steps

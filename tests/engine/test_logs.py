@@ -13,7 +13,6 @@ from torch import nn
 from sswp.config import PretrainParams, load_params
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
-from sswp.engine.epochs import EpochLoop
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, duration, logged_progress
 
@@ -73,21 +72,8 @@ def test_batch_progress_is_logged_at_most_every_interval(caplog):
     ]
 
 
-class _SumLoop(EpochLoop):
-    def train_step(self, batch: torch.Tensor) -> None:
-        self.optimise(self.model(batch).sum())
-        self.count(0.0, 0.0, len(batch))
-
-    def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
-        return {"lr": lr}
-
-
-class _Batches(list):
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
-
-def test_every_epoch_line_says_k_of_n_elapsed_and_eta(tmp_path, monkeypatch, caplog):
+def test_every_epoch_line_says_k_of_n_elapsed_and_eta(tmp_path, monkeypatch, caplog, sum_loop):
+    loop_type, batches = sum_loop
     monkeypatch.chdir(tmp_path)
     runtime = dataclasses.replace(load_params(PARAMS).runtime, progress="never")
     recipe = PretrainParams(
@@ -107,8 +93,8 @@ def test_every_epoch_line_says_k_of_n_elapsed_and_eta(tmp_path, monkeypatch, cap
         budget_fraction=1.0,
     )
     cpu = Hardware(torch.device("cpu"), DistContext(), channels_last=False, amp="off")
-    loader = _Batches(torch.ones(2, 2) for _ in range(2))
-    loop = _SumLoop("pretrain/seed-0", nn.Linear(2, 1), loader, recipe, runtime, cpu)
+    loader = batches(torch.ones(2, 2) for _ in range(2))
+    loop = loop_type("pretrain/seed-0", nn.Linear(2, 1), loader, recipe, runtime, cpu)
     with caplog.at_level(logging.INFO, logger="sswp"):
         loop.run(MetricLogger("x", enabled=False), Checkpointer("logs", {}), StopFlag())
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]

@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import shutil
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,7 +28,12 @@ KEY_FILE = "key.json"
 
 
 class Checkpointer:
-    """Load, save (atomically) and clear one stage run's checkpoint."""
+    """Load, save (atomically) and clear one stage run's checkpoint.
+
+    At an epoch's end it saves only when `every_s` seconds have passed since the last save
+    (or since it was made): a small network's epoch can take less time than writing its
+    optimiser state. A stop signal always saves (see `halt_if_requested`).
+    """
 
     def __init__(
         self,
@@ -34,6 +41,7 @@ class Checkpointer:
         key_material: dict[str, Any],
         keep_old: bool = False,
         writer: bool = True,
+        every_s: float = 0.0,
     ):
         text = json.dumps(key_material, sort_keys=True, default=str)
         self.key_material = key_material
@@ -43,6 +51,8 @@ class Checkpointer:
         self.path = self.dir / CHECKPOINT_FILE
         self.keep_old = keep_old
         self.writer = writer  # only DDP rank 0 writes; every rank reads
+        self.every_s = every_s
+        self._saved_at = time.monotonic()
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None to start fresh (then stale keys are removed unless kept)."""
@@ -81,6 +91,12 @@ class Checkpointer:
         if not key_file.exists():
             atomic.write_json(key_file, self.key_material)
         atomic.torch_save(self.path, state)
+        self._saved_at = time.monotonic()
+
+    def save_at_epoch_end(self, state: Callable[[], dict[str, Any]]) -> None:
+        """Save `state()` if `every_s` seconds have passed since the last save."""
+        if time.monotonic() - self._saved_at >= self.every_s:
+            self.save(state())
 
     def clear(self) -> None:
         """Called once the stage's outputs are written; kept if runtime.keep_checkpoints."""

@@ -2,8 +2,8 @@
 
 A subclass says what one batch does (`train_step`) and what an epoch reports (`end_epoch`);
 this class owns the order of events that makes a resumed run equal an uninterrupted one:
-skip the batches already trained on, restore the random state, checkpoint at every epoch
-end, and save mid-epoch when a stop signal arrives.
+skip the batches already trained on, restore the random state, checkpoint at epoch ends
+(at most one per `runtime.checkpoint_seconds`), and save whenever a stop signal arrives.
 """
 
 from __future__ import annotations
@@ -271,6 +271,8 @@ class EpochLoop:
                 clock.status(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
-            checkpointer.save(self.state_dict(epoch + 1, 0))
-            halt_if_requested(stop, self.hw, checkpointer, f"the end of {self.name} epoch {epoch}")
+            end_state = partial(self.state_dict, epoch + 1, 0)
+            checkpointer.save_at_epoch_end(end_state)
+            where = f"the end of {self.name} epoch {epoch}"
+            halt_if_requested(stop, self.hw, checkpointer, where, end_state)
         return self.history

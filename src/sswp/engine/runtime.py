@@ -8,7 +8,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from sswp.config import DataParams, RuntimeParams
 from sswp.data.backend import choose_backend, loader_threads
+from sswp.data.loaders import LoaderContext, augment_of
 from sswp.engine.allocator import keep_freed_memory
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
@@ -97,6 +98,38 @@ class Hardware:
     def autocast(self) -> torch.autocast:
         dtype = torch.float16 if self.amp == "fp16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.amp_enabled)
+
+    def loader_context(
+        self,
+        data: DataParams,
+        seed: int,
+        batch: tuple[str, int],
+        image_size: int | None,
+        norm: tuple[Sequence[float], Sequence[float]],
+    ) -> LoaderContext:
+        """A stage's loader settings here: the batch size (named by its params key, for
+        errors) split over the processes, each of which reads its own shard."""
+        batch_key, batch_size = batch
+        if batch_size % self.dist.world_size:
+            raise SswpError(
+                f"{batch_key} = {batch_size} does not split over {self.dist.world_size} "
+                "processes; use a multiple of runtime.gpus"
+            )
+        mean, std = norm
+        return LoaderContext(
+            batch_size=batch_size // self.dist.world_size,
+            mean=mean,
+            std=std,
+            seed=seed,
+            batch_key=batch_key,
+            augment=augment_of(data),
+            workers=data.workers,
+            image_size=image_size,
+            loader=data.loader,
+            device=self.device,
+            shard_id=self.dist.rank,
+            num_shards=self.dist.world_size,
+        )
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """Loss scaling for fp16 only; bf16 has fp32's range and needs none."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from sswp.config import Params
 from sswp.data.datasets import ArrayDataset
-from sswp.data.loaders import Kind, LoaderContext, augment_of, make_loader
+from sswp.data.loaders import Kind, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
@@ -202,7 +202,6 @@ class SearchLoop:
         self.net = net = SuperNet(
             sp.layers, sp.channels, sp.gate_mode, stem=sp.stem, stem_affine=sp.stem_affine
         )
-        mean, std = norm
         if sp.batch_size % hw.dist.world_size or sp.batch_size < 2 * hw.dist.world_size:
             raise SswpError(
                 f"search.batch_size = {sp.batch_size} does not split over "
@@ -211,20 +210,8 @@ class SearchLoop:
             )
         objective_type = OBJECTIVES[sp.objective]
 
-        context = LoaderContext(
-            batch_size=sp.batch_size // hw.dist.world_size,
-            mean=mean,
-            std=std,
-            seed=params.seed,
-            batch_key="search.batch_size",
-            augment=augment_of(params.data),
-            workers=params.data.workers,
-            image_size=data.image_size,
-            loader=params.data.loader,
-            device=hw.device,
-            shard_id=hw.dist.rank,
-            num_shards=hw.dist.world_size,
-        )
+        batch = ("search.batch_size", sp.batch_size)
+        context = hw.loader_context(params.data, params.seed, batch, data.image_size, norm)
 
         def loader(images, labels, indices, seed_offset: int, name: str, kind: Kind):
             # Plain evaluation reads every test image once; other batches are shuffled and
@@ -497,8 +484,10 @@ class SearchLoop:
                 schedule.phase(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
-            checkpointer.save(self.state_dict(epoch + 1, 0))
-            halt_if_requested(stop, self.hw, checkpointer, f"the end of search epoch {epoch}")
+            end_state = partial(self.state_dict, epoch + 1, 0)
+            checkpointer.save_at_epoch_end(end_state)
+            where = f"the end of search epoch {epoch}"
+            halt_if_requested(stop, self.hw, checkpointer, where, end_state)
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(self.budget())
         result_metrics.update(

@@ -20,7 +20,7 @@ from sswp import atomic
 from sswp.config import Params, SupervisedParams
 from sswp.contract import tracked_params
 from sswp.data.datasets import ArrayDataset, normalization
-from sswp.data.loaders import LoaderContext, augment_of, in_order, make_loader
+from sswp.data.loaders import LoaderContext, in_order, make_loader
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
 from sswp.engine.runtime import Hardware
@@ -186,30 +186,15 @@ def build_child(
 
 
 def loader_context(
-    params: Params, data: ArrayDataset, manifest: dict[str, Any], hw: Hardware, batch_key: str
+    params: Params,
+    data: ArrayDataset,
+    manifest: dict[str, Any],
+    hw: Hardware,
+    batch: tuple[str, int],
 ) -> LoaderContext:
-    """The loader settings of a child stage; batch_key names its batch size param."""
-    group, key = batch_key.split(".")
-    batch_size = getattr(getattr(params, group), key)
-    if batch_size % hw.dist.world_size:
-        raise SswpError(
-            f"{batch_key} = {batch_size} does not split over {hw.dist.world_size} processes; "
-            "use a multiple of runtime.gpus"
-        )
-    mean, std = normalization(manifest)
-    return LoaderContext(
-        batch_size=batch_size // hw.dist.world_size,
-        mean=mean,
-        std=std,
-        seed=params.seed,
-        batch_key=batch_key,
-        augment=augment_of(params.data),
-        workers=params.data.workers,
-        image_size=data.image_size,
-        loader=params.data.loader,
-        device=hw.device,
-        shard_id=hw.dist.rank,
-        num_shards=hw.dist.world_size,
+    """The loader settings of a child stage; `batch` is its batch size and the key setting it."""
+    return hw.loader_context(
+        params.data, params.seed, batch, data.image_size, normalization(manifest)
     )
 
 
@@ -248,6 +233,7 @@ def run_checkpointer(
         },
         keep_old=params.runtime.keep_checkpoints,
         writer=writer,
+        every_s=params.runtime.checkpoint_seconds,
     )
 
 
@@ -301,7 +287,7 @@ def fit_and_save(
     hw: Hardware,
 ) -> None:
     sp: SupervisedParams = getattr(params, run.group)
-    context = loader_context(params, data, manifest, hw, f"{run.group}.batch_size")
+    context = loader_context(params, data, manifest, hw, (f"{run.group}.batch_size", sp.batch_size))
     train_loader = make_loader(
         data.train_x,
         data.train_y,

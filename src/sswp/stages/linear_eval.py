@@ -81,9 +81,8 @@ class LabelledRun:
     hw: Hardware
 
     def loader_context(self) -> LoaderContext:
-        return loader_context(
-            self.params, self.data, self.manifest, self.hw, "linear_eval.batch_size"
-        )
+        batch = ("linear_eval.batch_size", self.params.linear_eval.batch_size)
+        return loader_context(self.params, self.data, self.manifest, self.hw, batch)
 
 
 def backbone_of(run: LabelledRun, arm: str) -> ChildNetwork:

@@ -92,7 +92,9 @@ def run(params: Params, args: argparse.Namespace) -> None:
         data.train_y,
         pretrain_images(params, len(data.train_y), splits),
         "simclr",
-        loader_context(recipe, data, manifest, hw, "pretrain.batch_size"),
+        loader_context(
+            recipe, data, manifest, hw, ("pretrain.batch_size", recipe.pretrain.batch_size)
+        ),
         name=f"{name} training",
         shuffle=True,
         drop_last=True,

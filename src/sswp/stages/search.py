@@ -49,6 +49,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         },
         keep_old=params.runtime.keep_checkpoints,
         writer=hw.dist.is_main,
+        every_s=params.runtime.checkpoint_seconds,
     )
     loop = SearchLoop(params, data, splits, normalization(manifest), hw)
     result = run_logged(loop, f"search/{tag}", checkpointer, hw.dist.is_main)
