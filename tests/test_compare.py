@@ -1,4 +1,4 @@
-"""`compare_runs` on two hand-made result folders: exact diff text and one-line failures."""
+"""`compare` on two hand-made result folders: exact diff text and one-line failures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sswp import cli
-from sswp.compare import compare, compare_runs, flatten
+from sswp.compare import compare, flatten
 from sswp.errors import SswpError
 
 PARAMS_A = {
@@ -57,7 +57,7 @@ def runs(tmp_path) -> tuple[Path, Path]:
 
 def test_compare_exact_text(runs):
     a, b = runs
-    assert compare_runs(a, b) == "\n".join(
+    assert compare(a, b).text == "\n".join(
         [
             f"A: {a}",
             f"B: {b / 'results'}",
@@ -83,7 +83,7 @@ def test_compare_exact_text(runs):
 
 def test_identical_runs(runs):
     a, _ = runs
-    text = compare_runs(a, a.parent)
+    text = compare(a, a.parent).text
     assert "Params: identical\n" in text
     assert "Metrics (5, 0 changed or on one side only):\n" in text
     assert "  main.final.params_m                      0.1237  0.1237  +0\n" in text
@@ -99,7 +99,7 @@ def test_flatten_makes_dotted_keys_and_keeps_lists():
 
 def test_missing_folder(tmp_path, runs):
     with pytest.raises(SswpError, match=r"nowhere is not a folder; give a results/ folder") as err:
-        compare_runs(tmp_path / "nowhere", runs[0])
+        compare(tmp_path / "nowhere", runs[0])
     assert "\n" not in str(err.value)
 
 
@@ -107,7 +107,7 @@ def test_missing_metrics(runs):
     a, b = runs
     (a / "metrics.json").unlink()
     with pytest.raises(SswpError) as err:
-        compare_runs(a, b)
+        compare(a, b)
     assert str(err.value) == f"{a / 'metrics.json'} not found; run `sswp report` in that run first"
 
 
@@ -127,14 +127,14 @@ def test_bad_files(runs, name, content, message):
     a, b = runs
     (b / "results" / name).write_text(content)
     with pytest.raises(SswpError, match=message) as err:
-        compare_runs(a, b)
+        compare(a, b)
     assert "\n" not in str(err.value)
 
 
 def test_cli_prints_the_comparison_or_one_error_line(runs, tmp_path, capsys):
     a, b = runs
     assert cli.main(["compare", str(a), str(b)]) == 1
-    assert capsys.readouterr().out == compare_runs(a, b) + "\n"
+    assert capsys.readouterr().out == compare(a, b).text + "\n"
     assert cli.main(["compare", str(a), str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sswp compare: error: ")

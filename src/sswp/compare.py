@@ -142,8 +142,3 @@ def compare(a: Path, b: Path) -> Comparison:
     ]
     differ = params_a != params_b or metrics_a != metrics_b
     return Comparison("\n".join(lines) + "\n", differ)
-
-
-def compare_runs(a: Path, b: Path) -> str:
-    """The text of `sswp compare RUN_A RUN_B`."""
-    return compare(a, b).text
