@@ -31,8 +31,8 @@ class Checkpointer:
     """Load, save (atomically) and clear one stage run's checkpoint.
 
     At an epoch's end it saves only when `every_s` seconds have passed since the last save
-    (or since it was made): a small network's epoch can take less time than writing its
-    optimiser state. A stop signal always saves (see `halt_if_requested`).
+    (or since it was made): a small network's epochs are short, and a save after each one
+    adds up. A stop signal always saves (see `close_epoch` and `halt_if_requested`).
     """
 
     def __init__(

@@ -21,7 +21,7 @@ from sswp.config import RuntimeParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import sum_scalars
 from sswp.engine.divergence import check_finite
-from sswp.engine.interrupt import StopFlag, halt_if_requested
+from sswp.engine.interrupt import StopFlag, close_epoch, halt_if_requested
 from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
 
 log = logging.getLogger(__name__)
@@ -271,8 +271,6 @@ class EpochLoop:
                 clock.status(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
-            end_state = partial(self.state_dict, epoch + 1, 0)
-            checkpointer.save_at_epoch_end(end_state)
             where = f"the end of {self.name} epoch {epoch}"
-            halt_if_requested(stop, self.hw, checkpointer, where, end_state)
+            close_epoch(stop, self.hw, checkpointer, where, partial(self.state_dict, epoch + 1, 0))
         return self.history

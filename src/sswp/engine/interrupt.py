@@ -99,6 +99,19 @@ def halt_if_requested(
     raise StageInterrupted(stop.signum or signal.SIGTERM, where, str(checkpointer.dir))
 
 
+def close_epoch(
+    stop: StopFlag,
+    hw: Hardware,
+    checkpointer: Checkpointer,
+    where: str,
+    state: Callable[[], dict[str, Any]],
+) -> None:
+    """At an epoch's end: save `state()` if the checkpoint interval has passed, and stop
+    every rank (saving it whatever the interval) if any rank was signalled."""
+    checkpointer.save_at_epoch_end(state)
+    halt_if_requested(stop, hw, checkpointer, where, state)
+
+
 class LoggedLoop(Protocol[T]):
     """What a stage's training loop offers: run every epoch, logging and checkpointing."""
 

@@ -21,7 +21,7 @@ from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
 from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import resume_point
-from sswp.engine.interrupt import StopFlag, halt_if_requested
+from sswp.engine.interrupt import StopFlag, close_epoch, halt_if_requested
 from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
 from sswp.engine.phases import SearchSchedule, build_schedule
 from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
@@ -484,10 +484,8 @@ class SearchLoop:
                 schedule.phase(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
-            end_state = partial(self.state_dict, epoch + 1, 0)
-            checkpointer.save_at_epoch_end(end_state)
             where = f"the end of search epoch {epoch}"
-            halt_if_requested(stop, self.hw, checkpointer, where, end_state)
+            close_epoch(stop, self.hw, checkpointer, where, partial(self.state_dict, epoch + 1, 0))
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(self.budget())
         result_metrics.update(
