@@ -16,7 +16,7 @@ import yaml
 
 from sswp import fairness as fair
 from sswp import report as rep
-from sswp.compare import compare_runs
+from sswp.compare import compare
 from sswp.config import params_from_dict
 from sswp.errors import SswpError
 from sswp.nas.genotype import derive_genotype
@@ -900,7 +900,7 @@ def test_unreadable_alpha_history_is_rejected(params, run_dir):
 
 def test_compare_reads_what_the_report_writes(params, run_dir):
     _run(params)
-    text = compare_runs(Path("results"), run_dir)
+    text = compare(Path("results"), run_dir).text
     assert "Params: identical\n" in text
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if "  main." in line}
     assert rows["main.darts_v2.test_error_mean"] == ["6", "6", "+0"]
