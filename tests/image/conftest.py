@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from image_support import (
     BIN,
+    BUILD_DISK_GB,
     BUILD_MOUNT,
     DOCKERFILE,
     IMAGE_TAG,
@@ -43,6 +44,11 @@ def podman() -> Iterator[Podman]:
     missing = [tool for tool in ("podman", "runc", "debootstrap") if not shutil.which(tool)]
     assert not missing, f"{', '.join(missing)} not installed: run `make image-test`"
     assert os.geteuid() == 0, "the image test builds and runs images as root: run it as root"
+    free_gb = shutil.disk_usage("/var/tmp").free / 1e9
+    assert free_gb >= BUILD_DISK_GB, (
+        f"the image test needs about {BUILD_DISK_GB} GB free under /var/tmp (the build's "
+        f"peak), {free_gb:.0f} GB are: free some disk, or remove old podman storage there"
+    )
     scratch = Path(tempfile.mkdtemp(prefix="sswp-image-test-", dir="/var/tmp"))
     engine = Podman(scratch)
     yield engine

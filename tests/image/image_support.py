@@ -38,6 +38,9 @@ IMAGE_TAG = "localhost/sswp-image-test/sswp:test"
 # root may set on such hosts.
 RUNTIME_FLAGS = ("--runtime", "runc", "--ulimit", "nofile=20000:20000")
 RUNTIME_FLAGS += ("--ulimit", "nproc=32768:32768")
+# The most disk that a build of the image took, in GB (measured with df while `make
+# image-test` ran): the environment's 7 GB layer is held three times while it is committed.
+BUILD_DISK_GB = 28
 # Where the build's pip finds the test's wheelhouse and the host's CA bundle (mounted).
 BUILD_MOUNT = "/run/sswp-image-test"
 

@@ -139,10 +139,18 @@ def test_dockerignore_keeps_run_files_out_but_lets_copied_files_in():
     # artifacts and .dvc/cache never enter the build context.
     assert patterns[0] == "*"
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    sources: list[tuple[str, str]] = []  # (instruction, path in the build context)
     for name, args in _instructions(DOCKERFILE):
         if name == "COPY" and "--from=" not in args:
-            for source in args.split()[:-1]:
-                assert source.rstrip("/") in allowed, f"COPY {source} is left out by .dockerignore"
+            sources += [("COPY", source) for source in args.split()[:-1]]
+        # A build mount without from= reads the build context as COPY does.
+        for mount in re.findall(r"--mount=(\S+)", args) if name == "RUN" else ():
+            options = dict(option.partition("=")[::2] for option in mount.split(","))
+            if options.get("type") == "bind" and "from" not in options:
+                sources.append(("RUN --mount", options["source"]))
+    assert sources, "the Dockerfile takes nothing from the build context"
+    for instruction, path in sources:
+        assert path.rstrip("/") in allowed, f"{instruction} {path} is left out by .dockerignore"
 
 
 def test_apptainer_definition_runs_sswp_from_the_docker_image():
