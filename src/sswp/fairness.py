@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from sswp import curves as cv
 from sswp import report as rep
@@ -276,22 +275,13 @@ def learning_curves_png(runs: Mapping[rep.Arm, Mapping[float, Sequence[cv.Curve]
     """Test accuracy against finetune step, one panel per ratio, one line per arm: the mean
     over seeds, shaded from the lowest to the highest seed."""
     ratios = sorted({r for by_ratio in runs.values() for r in by_ratio})
-    rows, cols = rep.grid(len(ratios), 3)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
-    for ax, ratio in zip(axes, ratios, strict=False):
-        for arm, by_ratio in runs.items():
-            steps, mean, low, high = band(by_ratio[ratio])
-            ax.plot(steps, mean, marker="." if len(mean) < 30 else None, label=arm.label)
-            ax.fill_between(steps, low, high, alpha=0.2)
-        ax.set_title(f"finetune, {rep.ratio_label(ratio)} of labels", fontsize="medium")
-        ax.set_xlabel("finetune step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
-    for ax in axes[len(ratios) :]:
-        ax.set_visible(False)
-    for ax in axes[::cols]:
-        ax.set_ylabel("test accuracy (%)")
+    panels = {
+        f"finetune, {rep.ratio_label(ratio)} of labels": {
+            arm.label: band(by_ratio[ratio]) for arm, by_ratio in runs.items()
+        }
+        for ratio in ratios
+    }
+    fig = rep.band_figure(panels, "finetune step")
     fig.suptitle(f"Mean over seeds; {BAND}", fontsize="small")
     return rep.png(fig)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import statistics
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -360,41 +360,30 @@ def still_rising_note() -> str:
     )
 
 
-def validation_section(
-    table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
+def label_ratio_sections(
+    table: pd.DataFrame,
+    num_classes: int,
+    rising: Collection[tuple[float, str]],
+    title: Callable[[str], str],
 ) -> list[str]:
-    """The validation accuracy table's lines, none when the runs recorded no validation."""
-    if table["val_mean"].isna().all():
-        return []
-    return [
-        f"Validation accuracy (%), {VALIDATION_NOTE}:",
-        "",
-        label_ratio_markdown(table, num_classes, rising=rising, validation=True),
-        "",
-    ]
+    """The final-epoch and best-over-epochs tables, each under `title(note)`, the validation
+    table when the runs recorded one, and the notes: for label_ratio.md and the summary."""
+    lines: list[str] = []
+    for note, best in ((FINAL_EPOCH_NOTE, False), (BEST_EPOCH_NOTE, True)):
+        table_md = label_ratio_markdown(table, num_classes, best=best, rising=rising)
+        lines += [title(note), "", table_md, ""]
+    if not table["val_mean"].isna().all():
+        table_md = label_ratio_markdown(table, num_classes, rising=rising, validation=True)
+        lines += [f"Validation accuracy (%), {VALIDATION_NOTE}:", "", table_md, ""]
+    return [*lines, chance_note(num_classes), "", still_rising_note(), ""]
 
 
 def label_ratio_md(
     table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
 ) -> str:
     """results/label_ratio.md: the final-epoch table, the best-over-epochs one, the notes."""
-    return "\n".join(
-        [
-            f"Test accuracy (%), {FINAL_EPOCH_NOTE}:",
-            "",
-            label_ratio_markdown(table, num_classes, rising=rising),
-            "",
-            f"Test accuracy (%), {BEST_EPOCH_NOTE}:",
-            "",
-            label_ratio_markdown(table, num_classes, best=True, rising=rising),
-            "",
-            *validation_section(table, num_classes, rising),
-            chance_note(num_classes),
-            "",
-            still_rising_note(),
-            "",
-        ]
-    )
+    title = "Test accuracy (%), {}:".format
+    return "\n".join(label_ratio_sections(table, num_classes, rising, title))
 
 
 def _stats(mean: float, std: float | None, mean_key: str, std_key: str) -> dict[str, float]:
@@ -529,19 +518,9 @@ def summary_markdown(
         "",
         main_markdown(main, num_classes),
         "",
-        f"## Test accuracy (%) by label ratio, {FINAL_EPOCH_NOTE}",
-        "",
-        label_ratio_markdown(ratios, num_classes, rising=rising),
-        "",
-        f"## Test accuracy (%) by label ratio, {BEST_EPOCH_NOTE}",
-        "",
-        label_ratio_markdown(ratios, num_classes, best=True, rising=rising),
-        "",
-        *validation_section(ratios, num_classes, rising),
-        chance_note(num_classes),
-        "",
-        still_rising_note(),
-        "",
+        *label_ratio_sections(
+            ratios, num_classes, rising, "## Test accuracy (%) by label ratio, {}".format
+        ),
         "## Convergence of the finetunes",
         "",
         convergence,
@@ -614,6 +593,34 @@ def grid(panels: int, max_cols: int) -> tuple[int, int]:
     return math.ceil(panels / cols), cols
 
 
+Band = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, mean, low, high
+
+
+def band_figure(
+    panels: Mapping[str, Mapping[str, Band]], xlabel: str, integer_x: bool = False
+) -> Figure:
+    """One panel per title, and in it one line per label: its mean, shaded from low to high;
+    at most three panels a row, sharing the test accuracy axis."""
+    rows, cols = grid(len(panels), 3)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+    for ax, (title, lines) in zip(axes, panels.items(), strict=False):
+        for label, (x, mean, low, high) in lines.items():
+            ax.plot(x, mean, marker="." if len(mean) < 30 else None, label=label)
+            ax.fill_between(x, low, high, alpha=0.2)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel(xlabel)
+        if integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[::cols]:
+        ax.set_ylabel("test accuracy (%)")
+    return fig
+
+
 def training_curves_png(
     panels: Mapping[str, Mapping[str, Sequence[Sequence[float | None]]]],
 ) -> bytes:
@@ -622,24 +629,13 @@ def training_curves_png(
     `panels[title][label]` are the per-seed lists of per-epoch test accuracy fractions
     (None where an epoch was not evaluated).
     """
-    rows, cols = grid(len(panels), 3)
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
-    for ax, (title, lines) in zip(axes, panels.items(), strict=False):
+    bands = {}
+    for title, lines in panels.items():
+        bands[title] = {}
         for label, runs in lines.items():
             epochs, mean, std = curve_stats(runs)
-            ax.plot(epochs, mean, marker="." if len(mean) < 30 else None, label=label)
-            ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
-        ax.set_title(title, fontsize="medium")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
-    for ax in axes[::cols]:
-        ax.set_ylabel("test accuracy (%)")
-    return png(fig)
+            bands[title][label] = (epochs, mean, mean - std, mean + std)
+    return png(band_figure(bands, "epoch", integer_x=True))
 
 
 def _edge_names() -> list[str]:

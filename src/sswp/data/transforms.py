@@ -101,6 +101,16 @@ def simclr_view(
     )
 
 
+def _supervised_view(
+    crop: v2.Transform, mean: Sequence[float], std: Sequence[float], cutout: int, augment: Augment
+) -> v2.Compose:
+    """`crop`, flip, normalise, then cutout if > 0: the supervised augmentation of both kinds."""
+    steps: list = [crop, v2.RandomHorizontalFlip(augment.flip_p), *_to_normalised_float(mean, std)]
+    if cutout > 0:
+        steps.append(Cutout(cutout))
+    return v2.Compose(steps)
+
+
 def train_view(
     image_size: int,
     mean: Sequence[float],
@@ -109,14 +119,7 @@ def train_view(
     augment: Augment = DEFAULT_AUGMENT,
 ) -> v2.Compose:
     """Supervised augmentation: pad-4 random crop, flip, normalise, then cutout if > 0."""
-    steps: list = [
-        v2.RandomCrop(image_size, padding=PAD),
-        v2.RandomHorizontalFlip(augment.flip_p),
-        *_to_normalised_float(mean, std),
-    ]
-    if cutout > 0:
-        steps.append(Cutout(cutout))
-    return v2.Compose(steps)
+    return _supervised_view(v2.RandomCrop(image_size, padding=PAD), mean, std, cutout, augment)
 
 
 def eval_view(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
@@ -132,14 +135,8 @@ def folder_train_view(
     augment: Augment = DEFAULT_AUGMENT,
 ) -> v2.Compose:
     """Supervised augmentation for photos: random resized crop, flip, normalise, cutout if > 0."""
-    steps: list = [
-        v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True),
-        v2.RandomHorizontalFlip(augment.flip_p),
-        *_to_normalised_float(mean, std),
-    ]
-    if cutout > 0:
-        steps.append(Cutout(cutout))
-    return v2.Compose(steps)
+    crop = v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True)
+    return _supervised_view(crop, mean, std, cutout, augment)
 
 
 def folder_eval_view(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:

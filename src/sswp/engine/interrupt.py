@@ -85,17 +85,16 @@ def halt_if_requested(
     hw: Hardware,
     checkpointer: Checkpointer,
     where: str,
-    state: Callable[[], dict[str, Any]] | None = None,
+    state: Callable[[], dict[str, Any]],
 ) -> None:
-    """Between steps: if any rank was signalled, save `state()` (if given) and stop every rank.
+    """Between steps: if any rank was signalled, save `state()` and stop every rank.
 
     All ranks decide together, so none is left waiting in a collective. A rank that got no
     signal itself reports SIGTERM, what schedulers send.
     """
     if not any_rank(stop.requested, hw.dist, hw.device):
         return
-    if state is not None:
-        checkpointer.save(state())
+    checkpointer.save(state())
     raise StageInterrupted(stop.signum or signal.SIGTERM, where, str(checkpointer.dir))
 
 
