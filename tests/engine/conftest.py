@@ -23,6 +23,16 @@ class OneBatch:
 
 
 @pytest.fixture
+def scalar_inductor(monkeypatch):
+    """Inductor's C++ kernels without SIMD, for one test: gcc builds them about 2.5 times
+    faster, and the compile tests check what the project does with a compiled child
+    (checkpoint keys, resume, DDP sync, agreement with eager), not PyTorch's vector code."""
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config.cpp, "vec_isa_ok", False)
+
+
+@pytest.fixture
 def one_batch():
     """The OneBatch loader class, for loops driven by one fixed batch."""
     return OneBatch

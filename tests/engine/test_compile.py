@@ -31,7 +31,7 @@ class NullLogger:
 
 def _child() -> ChildNetwork:
     torch.manual_seed(0)
-    return ChildNetwork(reference_genotype("pdarts", 3), 2, 3, auxiliary=True)
+    return ChildNetwork(reference_genotype("pdarts", 1), 2, 3, auxiliary=True)
 
 
 def _loop(
@@ -48,7 +48,7 @@ def _loop(
 
 
 def test_compiled_child_trains_like_eager_and_resumes_exactly(
-    tiny_params, tmp_path, monkeypatch, one_batch
+    tiny_params, tmp_path, monkeypatch, one_batch, scalar_inductor
 ):
     monkeypatch.chdir(tmp_path)
     eager_model, compiled_model = _child(), _child()

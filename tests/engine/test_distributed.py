@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import torch
+import torch._inductor.config
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
@@ -35,7 +36,7 @@ def _views(size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _train_step(ctx: DistContext, compile_mode: str = "off") -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    genotype = derive_genotype([torch.randn(14, 7) for _ in range(3)])
+    genotype = derive_genotype([torch.randn(14, 7)])  # one cell: compiling is most of the test
     model = ChildNetwork(genotype, channels=2, num_classes=3, auxiliary=True)
     hw = Hardware(torch.device("cpu"), ctx, channels_last=False, amp="off", compile=compile_mode)
     per_rank = GLOBAL_BATCH // ctx.world_size
@@ -75,6 +76,7 @@ def _train_step(ctx: DistContext, compile_mode: str = "off") -> dict[str, torch.
 def _worker(rank: int, world: int, port: int, out: str, compile_mode: str = "off") -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    torch._inductor.config.cpp.vec_isa_ok = False  # as the scalar_inductor fixture does
     dist.init_process_group("gloo", rank=rank, world_size=world)
     ctx = DistContext(rank, world, rank)
     torch.save({"train": _train_step(ctx, compile_mode)}, Path(out) / f"rank{rank}.pt")
@@ -99,5 +101,5 @@ def test_a_ddp_train_step_keeps_two_gloo_ranks_identical_compiled_or_not(tmp_pat
         assert torch.equal(value, eager[1][key]), f"train: {key} differs across ranks"
         assert torch.equal(compiled[0][key], compiled[1][key]), f"compiled: {key} differs"
         # Compiled kernels sum in another order: after one step on 4 images per rank the
-        # weights differ by up to about 6e-5, within this tolerance.
+        # weights agree to this tolerance, not bit for bit.
         torch.testing.assert_close(compiled[0][key], value, rtol=1e-3, atol=1e-4, msg=key)
