@@ -24,8 +24,8 @@ class OneBatch:
 
 @pytest.fixture
 def scalar_inductor(monkeypatch):
-    """Inductor's C++ kernels without SIMD, for one test: gcc builds them about 2.5 times
-    faster, and the compile tests check what the project does with a compiled child
+    """Inductor's C++ kernels without SIMD, for one test: gcc builds them about twice as
+    fast, and the compile tests check what the project does with a compiled child
     (checkpoint keys, resume, DDP sync, agreement with eager), not PyTorch's vector code."""
     import torch._inductor.config
 
