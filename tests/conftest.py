@@ -5,13 +5,22 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-import pytest
-import torch
-import yaml
+from sswp.numerics import EARLY_READERS, pin_portable_numerics
 
-from sswp.config import Params, params_from_dict
+# The stages that tests call in-process must compute what a stage process computes, on any
+# CPU: pin the kernels as `sswp` does (runtime.portable_numerics), before torch or numpy loads.
+if loaded := sorted(set(EARLY_READERS) & set(sys.modules)):
+    raise RuntimeError(f"{loaded} loaded before tests/conftest.py could pin its CPU kernels")
+pin_portable_numerics()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from sswp.config import Params, params_from_dict  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -494,3 +494,26 @@ def test_divergence_mid_run_is_one_line_with_the_epoch_and_no_output(
     ]
     for path in (*OUTPUTS, *(["artifacts/search"] if searching else [])):
         assert not list(Path(path).rglob("*.*")), path
+
+
+@pytest.fixture
+def avx512_kernels(monkeypatch):
+    """The process looks as on a CPU with AVX-512 whose torch loaded before `sswp` pinned it."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+
+
+def test_an_error_stays_one_line_where_torch_runs_other_kernels(workdir, capsys, avx512_kernels):
+    _set(workdir, "finetune.label_ratios", [0.001, 0.5, 1.0])
+    _fails_cleanly(capsys, ["finetune", "--init", "random", "--ratio", "0.001"], "leaves class")
+    log = Path("logs/finetune-random-0.001-seed-0.log").read_text()
+    assert "torch runs AVX512 CPU kernels, not AVX2 ones" in log
+
+
+def test_the_kernel_warning_follows_a_stage_that_succeeds(workdir, capsys, avx512_kernels):
+    capsys.readouterr()
+    assert cli.main(REFERENCE_TRAIN) == 0
+    err = capsys.readouterr().err.splitlines()
+    warnings = [i for i, line in enumerate(err) if "torch runs AVX512 CPU kernels" in line]
+    assert len(warnings) == 1 and err[warnings[0] + 1].endswith("train done"), err
+    log = Path("logs/train-pdarts-seed-0.log").read_text()
+    assert log.count("torch runs AVX512 CPU kernels") == 1

@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_for_command(argv)  # before the parser imports the stages, and with them torch
     from sswp.engine.distributed import launched_by_torchrun, shutdown
     from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
-    from sswp.engine.runtime import setup_logging
+    from sswp.engine.runtime import release_held_warnings, setup_logging
     from sswp.stages.guard import guarded
     from sswp.stages.plan import plan_for
 
@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         shutdown()
+    release_held_warnings()
     logging.getLogger("sswp").info("%s done", args.stage)
     return 0
 

@@ -173,7 +173,13 @@ CUBLAS_WORKSPACE = ":4096:8"
 
 
 def warn_if_not_portable(runtime: RuntimeParams) -> None:
-    """A stage called in-process, after torch loaded, runs the kernels torch chose then."""
+    """A stage called in-process, after torch loaded, runs the kernels torch chose then.
+
+    The note goes to the stage's log file at once, but to stderr only once the stage has
+    succeeded (`release_held_warnings`): it is about the last bits of a result, so it
+    matters when there is one, and must not stand between a user and the one-line error
+    of a stage that failed.
+    """
     capability = torch.backends.cpu.get_cpu_capability()
     if runtime.portable_numerics and capability.lower() != PORTABLE_ENV["ATEN_CPU_CAPABILITY"]:
         log.warning(
@@ -181,6 +187,7 @@ def warn_if_not_portable(runtime: RuntimeParams) -> None:
             "torch loaded before `sswp` could pin them, or the CPU has no AVX2; results may "
             "differ in their last bits from other machines'",
             capability,
+            extra={HOLD_ON_STDERR: True},
         )
 
 
@@ -213,17 +220,55 @@ def setup(runtime: RuntimeParams, seed: int, data: DataParams | None = None) -> 
     return Hardware(device, ctx, runtime.channels_last, runtime.amp, runtime.compile)
 
 
+# A log record with this attribute set reaches stderr only if the stage succeeds.
+HOLD_ON_STDERR = "hold_on_stderr"
+
+
+class HoldUntilSuccess(logging.Filter):
+    """On the stderr handler: keeps back the records marked HOLD_ON_STDERR until `release`."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.held: list[logging.LogRecord] = []
+        handler.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, HOLD_ON_STDERR, False):
+            self.held.append(record)
+            return False
+        return True
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for record in held:
+            setattr(record, HOLD_ON_STDERR, False)
+            self.handler.handle(record)
+
+
+_stderr: HoldUntilSuccess | None = None
+
+
+def release_held_warnings() -> None:
+    """Print on stderr what the stage held back there (its log file has it already)."""
+    if _stderr is not None:
+        _stderr.release()
+
+
 def setup_logging(stage: str, main_process: bool = True) -> Path:
     """Log to stderr and to logs/<stage>.log (one file per stage run, appended to).
 
     Each attempt starts with a separator line, so an interrupted run's log stays readable
     above its rerun's. Under DDP only rank 0 writes the file and logs below WARNING.
     """
+    global _stderr
     path = LOG_DIR / f"{stage}.log"
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    # A new filter: what an earlier stage of this process held back was about that stage.
+    _stderr = HoldUntilSuccess(logging.StreamHandler(sys.stderr))
+    handlers: list[logging.Handler] = [_stderr.handler]
     if main_process:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
