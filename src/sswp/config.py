@@ -175,7 +175,9 @@ class CosineSGDParams:
     lr_min: float = at_least(0, "the cosine's floor (the original's eta_min)")
     momentum: float = probability()
     weight_decay: float = at_least(0)
-    warmup_epochs: int = at_least(0)
+    warmup_epochs: int = at_least(
+        0, "epochs of linear warm-up from lr 0, raised every iteration (as the original)"
+    )
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,8 @@ class SGDParams(CosineSGDParams):
     """SGD with linear warm-up then cosine: the recipe of every child-network stage."""
 
     lr_step: Literal["epoch", "iteration"] = rule(
-        "the warm-up + cosine schedule steps once per epoch or once per iteration"
+        "the cosine after the warm-up steps once per epoch or once per iteration (the "
+        "warm-up always per iteration)"
     )
 
 
@@ -231,7 +234,8 @@ class PretrainParams(SGDParams):
         "the cells' BN learns gamma/beta while pre-training (the original's does not)"
     )
     images: Literal["all", "search_weights"] = rule(
-        "all training images, or the search's weight half (the original's)"
+        "all training images outside the validation split, or the search's weight half (the "
+        "original's)"
     )
     budget: Literal["search", "epochs"] = rule(
         "search: as many SimCLR steps as the search gave the preserved weights (times "

@@ -144,7 +144,7 @@ STAGES: dict[str, Stage] = {
                 *_LOOP_CODE,
                 *_words(
                     "ssl engine/distributed.py engine/epochs.py engine/phases.py "
-                    "engine/objectives.py engine/search.py stages/search.py"
+                    "engine/objectives.py engine/heldout.py engine/search.py stages/search.py"
                 ),
             ),
             group="search",
@@ -185,7 +185,7 @@ STAGES: dict[str, Stage] = {
                 "finetune.architecture",
                 "pretrain",
             ),
-            (*_CHILD_CODE, "ssl", "engine/pretrain.py", "stages/pretrain.py"),
+            (*_CHILD_CODE, "ssl", "engine/heldout.py", "engine/pretrain.py", "stages/pretrain.py"),
             group="pretrain",
             tag="seed-{seed}",
             matrix=(("seed", "seeds"),),

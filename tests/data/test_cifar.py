@@ -215,7 +215,7 @@ def test_prepare_stage_on_cifar10(tmp_path, monkeypatch):
     ds, splits, manifest = load_prepared()
     assert ds.train_x.shape == (20, 32, 32, 3) and manifest["dataset"] == "cifar10"
     assert (manifest["mean"], manifest["std"]) == tuple(map(list, NORMALIZATION["cifar10"]))
-    assert len(splits.search_weights) + len(splits.search_arch) == 20
+    assert len(splits.search_weights) + len(splits.search_arch) + len(splits.validation) == 20
 
 
 def test_failed_prepare_leaves_no_partial_folder(tmp_path, monkeypatch):

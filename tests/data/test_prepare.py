@@ -42,9 +42,9 @@ def test_prepare_then_load(prepared):
     assert manifest["test_counts"]["3"] == int((ds.test_y == 3).sum())
     assert manifest["seed"] == prepared.data.split_seed
     assert normalization(manifest) == channel_stats(ds.train_x)
-    both = np.concatenate([splits.search_weights, splits.search_arch])
-    assert np.array_equal(np.sort(both), np.arange(1437))
     validation = splits.validation
+    every = np.concatenate([splits.search_weights, splits.search_arch, validation])
+    assert np.array_equal(np.sort(every), np.arange(1437))  # the search leaves validation out
     assert len(validation) == manifest["num_validation"]
     assert abs(len(validation) - prepared.data.val_fraction * 1437) <= 10
     assert not np.isin(labelled_subset(ds.train_y, validation, 0, 0, 0.1), validation).any()

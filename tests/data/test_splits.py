@@ -6,6 +6,7 @@ import pytest
 from sswp.data.splits import (
     Splits,
     balanced_halves,
+    search_splits,
     label_subset,
     labelled_subset,
     nested_label_order,
@@ -84,9 +85,17 @@ def test_tiny_ratio_that_empties_a_class_rejected(labels):
     assert (labels[label_subset(labels, np.arange(len(labels)), 0.05)] == 5).sum() == 1
 
 
+def test_the_search_halves_hold_every_image_outside_the_validation_split(labels):
+    splits = search_splits(labels, 0.1, seed=0)
+    assert np.array_equal(splits.validation, validation_split(labels, 0.1, seed=0))
+    every = np.concatenate([splits.search_weights, splits.search_arch, splits.validation])
+    assert np.array_equal(np.sort(every), np.arange(len(labels)))
+    weights, arch = np.bincount(labels[splits.search_weights]), np.bincount(labels[splits.search_arch])
+    assert np.abs(weights - arch).max() <= 1
+
+
 def test_splits_round_trip_and_validation(labels):
-    halves = balanced_halves(labels, seed=0)
-    splits = Splits(*halves, validation=validation_split(labels, 0.1, seed=0))
+    splits = search_splits(labels, 0.1, seed=0)
     back = Splits.from_dict(splits.to_dict(), len(labels))
     assert np.array_equal(back.search_arch, splits.search_arch)
     assert np.array_equal(back.validation, splits.validation)
@@ -97,8 +106,8 @@ def test_splits_round_trip_and_validation(labels):
         Splits.from_dict({**raw, "search_arch": [*raw["search_arch"], len(labels)]}, len(labels))
     with pytest.raises(ValueError, match="overlap"):
         Splits.from_dict({**raw, "search_arch": raw["search_weights"]}, len(labels))
-    with pytest.raises(ValueError, match="twice"):
-        Splits.from_dict({**raw, "validation": raw["validation"][:1] * 2}, len(labels))
+    with pytest.raises(ValueError, match="overlap"):
+        Splits.from_dict({**raw, "validation": raw["search_arch"][:1] * 2}, len(labels))
     with pytest.raises(ValueError, match="integers"):
         Splits.from_dict({**raw, "validation": ["a"]}, len(labels))
     with pytest.raises(KeyError):

@@ -68,20 +68,27 @@ def test_per_iteration_factor_follows_the_original_schedulers():
 
 
 def test_per_epoch_factor_keeps_its_floor():
-    recipe = _recipe(lr_step="epoch", epochs=3, lr_min=0.02)
+    recipe = _recipe(lr_step="epoch", epochs=3, lr_min=0.02, warmup_epochs=0)
     factor = lr_factor(recipe, steps_per_epoch=7)
-    assert [recipe.lr * factor(e) for e in range(3)] == pytest.approx([0.2, 0.2, 0.11])
+    assert [recipe.lr * factor(7 * e) for e in range(3)] == pytest.approx([0.2, 0.155, 0.065])
+    assert {factor(7 + i) for i in range(7)} == {factor(7)}  # constant within an epoch
 
 
 @pytest.mark.parametrize("lr_step", ["epoch", "iteration"])
-def test_loop_steps_the_schedule_per_epoch_or_per_iteration(lr_step, sum_loop):
+def test_the_warm_up_rises_from_zero_every_iteration(lr_step):
+    """One warm-up epoch warms: lr 0 at the first step, then up by lr/steps a step."""
+    recipe, steps = _recipe(lr_step=lr_step, warmup_epochs=1), 5
+    factor = lr_factor(recipe, steps)
+    assert [factor(i) for i in range(steps + 1)] == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1])
+
+
+@pytest.mark.parametrize("lr_step", ["epoch", "iteration"])
+def test_loop_steps_the_schedule_every_iteration(lr_step, sum_loop):
     loop_type, batches = sum_loop
     runtime = dataclasses.replace(load_params(PARAMS).runtime, progress="never")
-    recipe = _recipe(lr_step=lr_step, warmup_epochs=0, epochs=2, lr_min=0.0)
+    recipe = _recipe(lr_step=lr_step, warmup_epochs=1, epochs=3, lr_min=0.0)
     loader = batches(torch.ones(3, 2, 2) for _ in range(4))
     loop = loop_type("sched", nn.Linear(2, 1), loader, recipe, runtime, CPU)
     loop.train_epoch(0, StopFlag(), Checkpointer("sched", {}), None)
-    steps = 4 if lr_step == "iteration" else 1
-    assert loop.sched.last_epoch == steps
-    expected = recipe.lr * lr_factor(recipe, len(loader))(steps)
-    assert loop.opt.param_groups[0]["lr"] == pytest.approx(expected)
+    assert loop.sched.last_epoch == 4
+    assert loop.opt.param_groups[0]["lr"] == pytest.approx(recipe.lr)  # warm at epoch 1

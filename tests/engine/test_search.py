@@ -55,7 +55,10 @@ def test_same_seed_gives_same_genotype_alphas_and_metrics(tiny_params, prepared)
         k: v for k, v in second.metrics.items() if k not in timing
     }
     assert first.metrics["objective"] == "simclr" and first.metrics["labels_used"] == 0
-    assert set(first.snapshots["final"].metrics) == {"objective_loss", "objective_acc", "epoch"}
+    kept = {f"kept_op_{n}_{s}" for n in ("updates", "lr_updates") for s in ("mean", "min", "max")}
+    child = {"child_val_ssl_loss", "child_val_ssl_acc"}
+    expected = {"objective_loss", "objective_acc", "epoch", *kept, *child}
+    assert set(first.snapshots["final"].metrics) == expected
     _, other = _search(dataclasses.replace(tiny_params, seed=1), prepared)
     assert not torch.equal(other.alpha_history, first.alpha_history)
 

@@ -21,7 +21,7 @@ import numpy as np
 from sswp.atomic import write_json
 from sswp.config import DataParams
 from sswp.data.arrays import ARRAY_KEYS, ArrayDataset
-from sswp.data.splits import Splits, balanced_halves, validation_split
+from sswp.data.splits import Splits, search_splits
 from sswp.errors import SswpError
 from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
 
@@ -105,10 +105,7 @@ def write_prepared(
     problem = ds.problem()
     if problem:
         raise SswpError(f"dataset {ds.name!r} cannot be prepared: {problem}")
-    splits = Splits(
-        *balanced_halves(ds.train_y, seed),
-        validation=validation_split(ds.train_y, val_fraction, seed),
-    )
+    splits = search_splits(ds.train_y, val_fraction, seed)
     if ds.is_files:
         from sswp.data.image_folder import index_files
 

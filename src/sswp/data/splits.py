@@ -51,12 +51,25 @@ class Splits:
             if array.size and (array.min() < 0 or array.max() >= num_train):
                 raise ValueError(f"{key} has indices outside 0..{num_train - 1}")
             arrays[key] = array
-        weights, arch = arrays["search_weights"], arrays["search_arch"]
-        if np.intersect1d(weights, arch).size or weights.size + arch.size != num_train:
-            raise ValueError("the search halves overlap or do not cover the training set")
-        if np.unique(arrays["validation"]).size != arrays["validation"].size:
-            raise ValueError("validation lists an image twice")
+        every = np.concatenate(list(arrays.values()))
+        if np.unique(every).size != every.size or every.size != num_train:
+            raise ValueError(
+                "the search halves and the validation split overlap or do not cover the "
+                "training set"
+            )
         return cls(**arrays)
+
+
+def search_splits(labels: np.ndarray, val_fraction: float, seed: int) -> Splits:
+    """The validation split, and the search's two halves of every other training image.
+
+    The validation images are held out from the search too, so that the label-free measure
+    of every self-supervised backbone reads images that no arm trained on.
+    """
+    validation = validation_split(labels, val_fraction, seed)
+    pool = np.setdiff1d(np.arange(len(labels)), validation)
+    weights, arch = balanced_halves(labels[pool], seed)
+    return Splits(pool[weights], pool[arch], validation)
 
 
 def balanced_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

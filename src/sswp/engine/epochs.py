@@ -27,31 +27,38 @@ from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, pr
 log = logging.getLogger(__name__)
 
 
-def warmup_cosine(epoch: int, warmup: int, epochs: int, floor: float = 0.0) -> float:
-    """LR factor per epoch: linear warm-up over `warmup` epochs (the first epoch already at
-    1/warmup), then cosine from 1 to `floor` over the rest."""
-    if epoch < warmup:
-        return (epoch + 1) / warmup
-    span = max(1, epochs - warmup)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / span))
-
-
-def iteration_warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.0) -> float:
-    """LR factor per iteration, as the original steps it: linear from 0 over `warmup`
-    iterations, then cosine from 1 towards `floor` over the remaining ones."""
+def warmup_cosine(
+    step: int,
+    steps_per_epoch: int,
+    warmup_epochs: int,
+    epochs: int,
+    floor: float = 0.0,
+    per_iteration: bool = True,
+) -> float:
+    """LR factor at optimiser step `step`: a linear warm-up from 0 over `warmup_epochs`
+    epochs of iterations (as the original warms up), then a cosine from 1 to `floor` over
+    the rest, stepped every iteration or, with `per_iteration` false, once an epoch."""
+    warmup = warmup_epochs * steps_per_epoch
     if step < warmup:
         return step / warmup
-    span = max(1, total - warmup)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (step - warmup) / span))
+    if per_iteration:
+        done, span = step - warmup, epochs * steps_per_epoch - warmup
+    else:
+        done, span = step // steps_per_epoch - warmup_epochs, epochs - warmup_epochs
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done / max(1, span)))
 
 
 def lr_factor(recipe: Recipe, steps_per_epoch: int) -> Callable[[int], float]:
-    """The LambdaLR factor of `recipe`, counted in epochs or iterations (`recipe.lr_step`)."""
-    floor = recipe.lr_min / recipe.lr
-    if recipe.lr_step == "iteration":
-        warmup, total = recipe.warmup_epochs * steps_per_epoch, recipe.epochs * steps_per_epoch
-        return partial(iteration_warmup_cosine, warmup=warmup, total=total, floor=floor)
-    return partial(warmup_cosine, warmup=recipe.warmup_epochs, epochs=recipe.epochs, floor=floor)
+    """The LambdaLR factor of `recipe`, stepped after every optimiser step: its cosine counts
+    iterations or epochs (`recipe.lr_step`), its warm-up always iterations."""
+    return partial(
+        warmup_cosine,
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=recipe.warmup_epochs,
+        epochs=recipe.epochs,
+        floor=recipe.lr_min / recipe.lr,
+        per_iteration=recipe.lr_step == "iteration",
+    )
 
 
 def _fresh_sums() -> dict[str, float]:
@@ -116,7 +123,7 @@ class Recipe(Protocol):
 class EpochLoop:
     """SGD with warm-up + cosine over `train_loader`, one `train_step` per batch.
 
-    The schedule steps once per epoch or once per optimiser step (`recipe.lr_step`).
+    The schedule steps after every optimiser step; see `lr_factor`.
 
     It owns the model (SyncBN and DDP as the runtime asks), the optimiser, schedule and loss
     scaler, and the per-epoch sums of loss, correct predictions and examples.
@@ -148,7 +155,6 @@ class EpochLoop:
         self.opt = torch.optim.SGD(
             self.trainable, recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
         )
-        self.per_iteration = recipe.lr_step == "iteration"
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lr_factor(recipe, len(train_loader))
         )
@@ -178,8 +184,7 @@ class EpochLoop:
         nn.utils.clip_grad_norm_(self.trainable, self.recipe.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
-        if self.per_iteration:
-            self.sched.step()
+        self.sched.step()
 
     def count(self, loss: float, correct: float, examples: int) -> None:
         """Add a batch to the epoch's sums: its mean loss, correct count and size."""
@@ -246,8 +251,6 @@ class EpochLoop:
                 f"{self.name} epoch {epoch} step {step + 1}",
                 partial(self.state_dict, epoch, step + 1),
             )
-        if not self.per_iteration:
-            self.sched.step()
         sums, self.sums = self.sums, _fresh_sums()
         loss, correct, count = sum_scalars(
             [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device

@@ -19,6 +19,7 @@ from sswp.config import SearchParams
 from sswp.data.loaders import Kind
 from sswp.engine.distributed import all_gather_with_grad
 from sswp.engine.runtime import Hardware
+from sswp.nas.genotype import Genotype
 from sswp.nas.mixed_edge import MixedEdge
 from sswp.nas.supernet import SuperNet
 from sswp.ssl.byol import (
@@ -55,6 +56,10 @@ class Objective(nn.Module):
 
     def after_weight_step(self) -> None:
         """Called once the weight optimiser has stepped; most objectives have nothing to do."""
+
+    def restrict_to(self, genotype: Genotype) -> None:
+        """Run only the genotype's edges and ops: the derived child, with this one's heads."""
+        self.net.restrict_to(genotype)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -127,6 +132,11 @@ class BYOLObjective(Objective):
         p1, p2 = predictions.float().chunk(2)
         t1, t2 = targets.float().chunk(2)
         return byol_loss(p1, p2, t1, t2), retrieval_accuracy(p1, p2, t1, t2)
+
+    def restrict_to(self, genotype: Genotype) -> None:
+        """The target network too: it runs the online network's path."""
+        super().restrict_to(genotype)
+        self.target_net.restrict_to(genotype)
 
     def after_weight_step(self) -> None:
         online, target = self.online_and_target()

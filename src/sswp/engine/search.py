@@ -21,6 +21,7 @@ from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import average_, sum_scalars
 from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import resume_point
+from sswp.engine.heldout import heldout_objective
 from sswp.engine.interrupt import StopFlag, close_epoch, halt_if_requested
 from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
 from sswp.engine.phases import SearchSchedule, build_schedule
@@ -57,6 +58,7 @@ class SearchResult:
     snapshots: dict[str, Snapshot]
     metrics: dict[str, Any]
     alpha_history: torch.Tensor  # (epochs, cells, edges, ops) softmax at each epoch's end
+    history: list[dict[str, float]]  # per epoch: losses, the label-free measure, steps so far
 
 
 def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
@@ -234,6 +236,12 @@ class SearchLoop:
         else:
             held_out = (data.test_x, data.test_y, np.arange(len(data.test_y)), "test")
         self.test_loader = loader(*held_out[:3], 2, held_out[3], test)
+        # The label-free measure, for the objectives that leave labels unread.
+        self.heldout = (
+            None
+            if objective_type.uses_labels
+            else heldout_objective(x, splits.validation, context, hw)
+        )
         self.objective = hw.model(
             make_objective(
                 sp,
@@ -274,6 +282,10 @@ class SearchLoop:
         self.history: list[dict[str, float]] = []
         self.best: dict[str, Snapshot] = {}
         self.sums = _fresh_sums()
+        # Per (cell, edge, op): the weight steps that trained the op, and their summed lr.
+        shape = (sp.layers, len(net.cells[0].edges), net.cells[0].alpha.shape[1])
+        self.op_updates = torch.zeros(shape, dtype=torch.float64)
+        self.op_lr_updates = torch.zeros(shape, dtype=torch.float64)
         self.alpha_history: list[torch.Tensor] = []
         self.clock = RunClock()
 
@@ -295,6 +307,8 @@ class SearchLoop:
             "best": {name: snap.to_state() for name, snap in self.best.items()},
             "sums": self.sums,
             "alpha_history": self.alpha_history,
+            "op_updates": self.op_updates,
+            "op_lr_updates": self.op_lr_updates,
             "hours": self.clock.hours(),
         }
 
@@ -313,6 +327,8 @@ class SearchLoop:
         self.best = {name: Snapshot.from_state(snap) for name, snap in state["best"].items()}
         self.sums = dict(state["sums"])
         self.alpha_history = list(state["alpha_history"])
+        self.op_updates.copy_(state["op_updates"])
+        self.op_lr_updates.copy_(state["op_lr_updates"])
         self.clock = RunClock(state["hours"])
 
     def restore_random_state(self, state: dict[str, Any]) -> None:
@@ -386,6 +402,7 @@ class SearchLoop:
                 drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
             )
             check_finite(loss, "search", epoch, "search.weight_lr")
+            self._count_updates()
             self.sums["steps"] += 1
             self.sums["loss"] += loss
             self.sums["acc"] += acc
@@ -415,6 +432,51 @@ class SearchLoop:
             metrics["arch_loss"] = sums["arch_loss"] / sums["arch_steps"]
         return metrics
 
+    def _count_updates(self) -> None:
+        """Credit the step to the op that every turned-on edge ran (the only one it trained)."""
+        ops = self.net.active_ops()
+        cells, edges = torch.nonzero(ops >= 0, as_tuple=True)
+        where = (cells, edges, ops[cells, edges])
+        self.op_updates[where] += 1
+        self.op_lr_updates[where] += self.weight_opt.param_groups[0]["lr"]
+
+    def kept_op_budget(self, genotype: Genotype) -> dict[str, float]:
+        """The weight steps (and the same weighted by lr) that the ops a child keeps got."""
+        cells, edges, ops = (
+            torch.tensor(column) for column in zip(*genotype.kept_ops(), strict=True)
+        )
+        out = {}
+        for name, counts in (
+            ("op_updates", self.op_updates),
+            ("op_lr_updates", self.op_lr_updates),
+        ):
+            kept = counts[cells, edges, ops]
+            out.update(
+                {
+                    f"kept_{name}_mean": kept.mean().item(),
+                    f"kept_{name}_min": kept.min().item(),
+                    f"kept_{name}_max": kept.max().item(),
+                }
+            )
+        return out
+
+    def measure_path(self) -> dict[str, float]:
+        """The label-free measure of the supernet along the path it would keep now."""
+        if self.heldout is None:
+            return {}
+        self.net.use_argmax_paths()
+        return self.heldout.measure(self.objective, self.objective)
+
+    def measure_child(self, snapshot: Snapshot) -> dict[str, float]:
+        """The label-free measure of the snapshot's child: its preserved weights and the
+        search's heads, i.e. the supernet restricted to the genotype's 8 edges a cell."""
+        if self.heldout is None:
+            return {}
+        self.net.load_state_dict(snapshot.state_dict)
+        self.objective.restrict_to(snapshot.genotype)
+        scores = self.heldout.measure(self.objective, self.objective)
+        return {f"child_{key}": value for key, value in scores.items()}
+
     def budget(self) -> dict[str, int]:
         """The weight steps and image pairs the supernet's weights got: in all, and after the
         last cell froze (when only the final child's ops still train). The two-stage
@@ -430,7 +492,7 @@ class SearchLoop:
     def snapshot(self, metrics: dict[str, float]) -> Snapshot:
         genotype = self.net.derive(self.sp.max_skips, self.sp.max_pools)
         state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
-        return Snapshot(genotype, state, dict(metrics))
+        return Snapshot(genotype, state, {**metrics, **self.kept_op_budget(genotype)})
 
     def _keep_best(self, scores: dict[str, float]) -> None:
         acc, loss = scores["objective_acc"], scores["objective_loss"]
@@ -463,6 +525,8 @@ class SearchLoop:
         for epoch in range(start, schedule.epochs):
             metrics = self.train_epoch(epoch, stop, checkpointer, resume)
             resume = None
+            metrics["ssl_steps"] = float((epoch + 1) * len(self.weight_loader))
+            metrics.update(self.measure_path())
             self.alpha_history.append(
                 torch.stack([a.detach().softmax(-1).cpu() for a in self.net.alphas()])
             )
@@ -486,8 +550,15 @@ class SearchLoop:
             )
             where = f"the end of search epoch {epoch}"
             close_epoch(stop, self.hw, checkpointer, where, partial(self.state_dict, epoch + 1, 0))
+        # Last: measuring a child loads its snapshot into the supernet and restricts it.
+        for snap in self.best.values():
+            snap.metrics.update(self.measure_child(snap))
         result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
         result_metrics.update(self.budget())
+        if self.heldout is not None:
+            result_metrics.update(
+                val_ssl_batch=self.heldout.batch_size, val_ssl_chance=self.heldout.chance
+            )
         result_metrics.update(
             search_hours=self.clock.hours(),
             device=self.hw.device.type,
@@ -496,7 +567,9 @@ class SearchLoop:
             objective=sp.objective,
             labels_used=self.labels_used,
         )
-        return SearchResult(dict(self.best), result_metrics, torch.stack(self.alpha_history))
+        return SearchResult(
+            dict(self.best), result_metrics, torch.stack(self.alpha_history), self.history
+        )
 
 
 def _fresh_sums() -> dict[str, float]:

@@ -59,6 +59,14 @@ class Genotype:
         """One-line form for tables, e.g. `N[sep3@0+skip@1 ...] R[...]`."""
         return " ".join(cell.short() for cell in self.cells)
 
+    def kept_ops(self) -> list[tuple[int, int, int]]:
+        """(cell, edge index, op index) of every edge the genotype keeps, 8 per cell."""
+        return [
+            (c, edge_index(k // 2, src), CANDIDATE_OPS.index(op))
+            for c, cell in enumerate(self.cells)
+            for k, (op, src) in enumerate(cell.edges)
+        ]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT_VERSION,

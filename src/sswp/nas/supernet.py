@@ -264,6 +264,18 @@ class SuperNet(nn.Module):
         for edge, a, rest in zip(edges, active, others, strict=True):
             edge.set_path(a, rest)
 
+    def active_ops(self) -> torch.Tensor:
+        """(cells, 14): the op each edge runs now, -1 where a frozen cell turned the edge off."""
+        return torch.tensor(
+            [
+                [
+                    edge.active if on else -1
+                    for edge, on in zip(cell.edges, cell.enabled, strict=True)
+                ]
+                for cell in self.cells
+            ]
+        )
+
     def use_argmax_paths(self) -> None:
         """The path used to evaluate the supernet: every edge on its most likely op."""
         for cell in self.live_cells():

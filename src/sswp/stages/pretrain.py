@@ -1,7 +1,7 @@
 """`sswp pretrain`: the two-stage baseline's SimCLR pre-training of finetune.architecture.
 
-Random init, every training image or the search's weight half (`pretrain.images`), labels
-unused; the backbone it leaves in
+Random init, every training image outside the validation split or the search's weight half
+(`pretrain.images`), labels unused; the backbone it leaves in
 artifacts/pretrain/seed-S/ initialises `sswp finetune --init two_stage` and
 `sswp linear-eval`'s two-stage arm.
 """
@@ -19,6 +19,7 @@ from sswp.config import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
+from sswp.engine.heldout import heldout_objective
 from sswp.engine.interrupt import run_logged
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
 from sswp.engine.runtime import setup
@@ -40,10 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def pretrain_images(params: Params, num_train: int, splits: Splits) -> np.ndarray:
-    """The training images pre-trained on: all of them, or the search's weight half."""
+    """The training images pre-trained on: all outside the validation split (which the
+    label-free measure reads), or the search's weight half."""
     if params.pretrain.images == "search_weights":
         return splits.search_weights
-    return np.arange(num_train)
+    return np.setdiff1d(np.arange(num_train), splits.validation)
 
 
 def search_steps(seed: int) -> int:
@@ -87,14 +89,15 @@ def run(params: Params, args: argparse.Namespace) -> None:
     hw = setup(params.runtime, params.seed, params.data)
     data, splits, manifest = load_prepared()
     recipe = with_batch_size(params)
+    context = loader_context(
+        recipe, data, manifest, hw, ("pretrain.batch_size", recipe.pretrain.batch_size)
+    )
     train_loader = make_loader(
         data.train_x,
         data.train_y,
         pretrain_images(params, len(data.train_y), splits),
         "simclr",
-        loader_context(
-            recipe, data, manifest, hw, ("pretrain.batch_size", recipe.pretrain.batch_size)
-        ),
+        context,
         name=f"{name} training",
         shuffle=True,
         drop_last=True,
@@ -118,7 +121,8 @@ def run(params: Params, args: argparse.Namespace) -> None:
         hw.dist.is_main,
         recipe={"epochs": recipe.pretrain.epochs, "batch_size": recipe.pretrain.batch_size},
     )
-    loop = PretrainLoop(model, train_loader, recipe.pretrain, params.runtime, hw, name)
+    heldout = heldout_objective(data.train_x, splits.validation, context, hw)
+    loop = PretrainLoop(model, train_loader, recipe.pretrain, params.runtime, hw, name, heldout)
     history = run_logged(loop, name, checkpointer, hw.dist.is_main)
     if not hw.dist.is_main:
         return
@@ -130,6 +134,9 @@ def run(params: Params, args: argparse.Namespace) -> None:
         "epochs": recipe.pretrain.epochs,
         "objective_loss": final["objective_loss"],
         "objective_acc": final["objective_acc"],
+        **{key: final[key] for key in ("val_ssl_loss", "val_ssl_acc") if key in final},
+        "op_updates": steps,
+        "op_lr_updates": loop.lr_sum,
         "pretrain_hours": loop.clock.hours(),
         "params_m": sum(p.numel() for p in loop.trainable) / 1e6,
         "architecture": architecture,

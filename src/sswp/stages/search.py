@@ -18,6 +18,7 @@ from sswp.paths import (
     ALPHA_HISTORY_FILE,
     BUDGET_FILE,
     GENOTYPE_FILE,
+    HISTORY_FILE,
     PREPARED_DIR,
     SPLITS_FILE,
     SUPERNET_FILE,
@@ -67,6 +68,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
                 {"search_space": space, "state_dict": snap.state_dict},
             )
         atomic.torch_save(out / ALPHA_HISTORY_FILE, result.alpha_history)
+        atomic.write_json(out / HISTORY_FILE, result.history)
         atomic.write_json(out / BUDGET_FILE, {k: metrics[k] for k in SEARCH_BUDGET_KEYS})
         write_info(out, info)
     checkpointer.clear()
