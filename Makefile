@@ -52,11 +52,11 @@ repro: $(STAMP)
 	dvc repro
 	@echo "Results: results/summary.md (tables), results/*.png (plots), results/metrics.json"
 
-# dvc.yaml is generated from the stage contract (src/sswp/contract.py) and params.yaml's runs.
+# dvc.yaml is generated from the stage contract (src/sswp/pipeline/contract.py) and params.yaml's runs.
 dvc-yaml: $(STAMP)
 	sswp dvc-yaml
 
-# workflow/schemas/params.schema.yaml is generated from the params dataclasses (src/sswp/config.py).
+# workflow/schemas/params.schema.yaml is generated from the params dataclasses (src/sswp/config/params.py).
 params-schema: $(STAMP)
 	sswp params-schema
 

@@ -1,5 +1,5 @@
 # The SSWP-NAS pipeline for Snakemake: the same `sswp <stage>` commands and artifact
-# layout as dvc.yaml; both take each stage's code, params and runs from src/sswp/contract.py.
+# layout as dvc.yaml; both take each stage's code, params and runs from src/sswp/pipeline/contract.py.
 configfile: "params.yaml"
 
 

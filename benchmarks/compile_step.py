@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.engine.distributed import DistContext
 from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import SupervisedLoop

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sswp.config import Params, load_params
+from sswp.config.load import load_params
+from sswp.config.params import Params
 from sswp.data.backend import import_dali
 from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import LoaderContext, augment_of, in_order, make_loader

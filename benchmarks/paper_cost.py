@@ -22,10 +22,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sswp.config import Params, load_params
-from sswp.contract import LINEAR_EVAL_ARMS
+from sswp.config.load import load_params
+from sswp.config.params import Params
 from sswp.engine.phases import build_schedule
 from sswp.errors import SswpError
+from sswp.pipeline.contract import LINEAR_EVAL_ARMS
 
 # The last GPU measurement (issue 13): search steps and a child training epoch.
 MEASURED = {

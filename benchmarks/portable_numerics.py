@@ -4,7 +4,7 @@
     python benchmarks/portable_numerics.py --rounds 9 --steps 20
 
 Each measurement runs in its own process, with the environment `sswp` sets when the
-setting is on (sswp.numerics.PORTABLE_ENV) or the machine's own when it is off, the two
+setting is on (sswp.pipeline.numerics.PORTABLE_ENV) or the machine's own when it is off, the two
 alternating `--rounds` times; the medians and their ratio are printed. On a machine that
 other jobs share, only such interleaved figures compare, and even they are noisy.
 
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from sswp.numerics import PORTABLE_ENV
+from sswp.pipeline.numerics import PORTABLE_ENV
 
 DIGITS_TRAIN_IMAGES = 1437
 CLASSES = 10
@@ -57,7 +57,7 @@ def measure(params_file: Path, steps: int) -> dict[str, object]:
     """In a worker process: seconds per search step and per finetune epoch."""
     import torch
 
-    from sswp.config import load_params
+    from sswp.config.load import load_params
     from sswp.models.child import ChildNetwork
     from sswp.nas.reference import reference_genotype
     from sswp.nas.supernet import SuperNet

@@ -33,13 +33,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-from sswp.numerics import pin_portable_numerics
+from sswp.pipeline.numerics import pin_portable_numerics
 
 pin_portable_numerics()  # as every stage does (runtime.portable_numerics), before torch loads
 
 import torch  # noqa: E402
 
-from sswp.config import load_params  # noqa: E402
+from sswp.config.load import load_params  # noqa: E402
 from sswp.data.datasets import load_prepared, normalization  # noqa: E402
 from sswp.engine.heldout import VIEWS_SEED, batch_statistics  # noqa: E402
 from sswp.engine.runtime import setup  # noqa: E402

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sswp.numerics import EARLY_READERS, pin_portable_numerics
+from sswp.pipeline.numerics import EARLY_READERS, pin_portable_numerics
 
 # The stages that tests call in-process must compute what a stage process computes, on any
 # CPU: pin the kernels as `sswp` does (runtime.portable_numerics), before torch or numpy loads.
@@ -20,7 +20,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from sswp.config import Params, params_from_dict  # noqa: E402
+from sswp.config.load import params_from_dict  # noqa: E402
+from sswp.config.params import Params  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

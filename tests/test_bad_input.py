@@ -14,14 +14,14 @@ import torch
 import yaml
 
 from sswp import cli
-from sswp.config import params_from_dict
+from sswp.config.load import params_from_dict
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.runtime import ATTEMPT_SEPARATOR
 from sswp.nas.genotype import derive_genotype
 from sswp.nas.supernet import SuperNet, search_space
-from sswp.paths import snapshot_dir
-from sswp.provenance import RECORD_FILE, make_record
-from sswp.stages.plan import search_plan
+from sswp.pipeline.paths import snapshot_dir
+from sswp.pipeline.plan import search_plan
+from sswp.pipeline.provenance import RECORD_FILE, make_record
 
 OUTPUTS = (
     "artifacts/train",
@@ -425,7 +425,7 @@ def test_orphan_temp_files_of_the_stage_are_removed(workdir):
 
 
 def test_sigterm_while_writing_outputs(workdir, capsys, monkeypatch):
-    from sswp.stages import outputs
+    from sswp.pipeline import outputs
 
     real = outputs.make_record
 

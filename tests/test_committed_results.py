@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from sswp import report as rep
-from sswp import yaml12
-from sswp.config import load_params
-from sswp.stages.report import params_yaml
+from sswp.config import yaml12
+from sswp.config.load import load_params
+from sswp.report.build import params_yaml
+from sswp.report.metrics import headline
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -84,7 +84,7 @@ def test_every_locked_param_is_the_committed_one(stage, key, value):
 
 def test_committed_headline_is_the_report_of_the_committed_tables():
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    expected = rep.headline(
+    expected = headline(
         pd.read_csv(REPO / "results" / "main_table.csv"),
         pd.read_csv(REPO / "results" / "label_ratio.csv"),
         pd.read_csv(REPO / "results" / "comparisons.csv"),

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from sswp import cli
-from sswp.compare import compare, flatten
 from sswp.errors import SswpError
+from sswp.report.compare import compare, flatten
 
 PARAMS_A = {
     "seeds": [0, 1],

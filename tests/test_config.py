@@ -12,15 +12,9 @@ from typing import get_type_hints
 import pytest
 import yaml
 
-from sswp.config import (
-    SCHEMA_FILE,
-    Params,
-    file_fields,
-    load_params,
-    params_from_dict,
-    schema,
-    schema_text,
-)
+from sswp.config.load import load_params, params_from_dict
+from sswp.config.params import Params, file_fields
+from sswp.config.schema import SCHEMA_FILE, schema, schema_text
 from sswp.errors import SswpError
 
 REPO = Path(__file__).resolve().parents[1]

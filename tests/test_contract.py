@@ -6,8 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from sswp import cli, contract, dvc_yaml
-from sswp.config import load_params, schema
+from sswp import cli
+from sswp.config.load import load_params
+from sswp.config.schema import schema
+from sswp.pipeline import contract, dvc_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sswp import curves
+from sswp.report import curves
 
 
 def _epochs(train, test, steps=None) -> list[dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sswp import cli
-from sswp.numerics import PORTABLE_ENV, params_file_of, pin_for_command
+from sswp.pipeline.numerics import PORTABLE_ENV, params_file_of, pin_for_command
 
 BIN = Path(sys.executable).parent
 RECORDER = """
@@ -144,7 +144,7 @@ def test_a_process_that_loaded_torch_keeps_its_environment(tmp_path, tiny_config
 def test_machine_json_names_the_cpu_its_vector_sets_and_the_setting():
     from importlib import metadata
 
-    from sswp.machine import machine_json
+    from sswp.pipeline.machine import machine_json
 
     info = json.loads(machine_json(portable_numerics=True))
     assert info["portable_numerics"] is True

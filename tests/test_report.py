@@ -14,13 +14,33 @@ import pytest
 import torch
 import yaml
 
-from sswp import fairness as fair
-from sswp import report as rep
-from sswp.compare import compare
-from sswp.config import params_from_dict
+from sswp.config.load import params_from_dict
 from sswp.errors import SswpError
 from sswp.nas.genotype import derive_genotype
-from sswp.stages import report as stage
+from sswp.report.arms import ALL_ARMS, arms, error_stats, method_name, ratio_key, ratio_label
+from sswp.report.build import curve_panels
+from sswp.report.compare import compare
+from sswp.report.figures import (
+    alpha_deviation,
+    alpha_heatmap_png,
+    curve_stats,
+    label_ratio_png,
+    training_curves_png,
+)
+from sswp.report.gather import gather, read_genotype
+from sswp.report.metrics import headline, metrics_dict
+from sswp.report.tables import (
+    VALIDATION_NOTE,
+    comparisons_markdown,
+    label_ratio_markdown,
+    label_ratio_table,
+    main_markdown,
+    main_table,
+    search_cost,
+    to_csv,
+)
+from sswp.report.verdicts import chance_note, comparisons_table, near_chance, still_rising_note
+from sswp.stages.report import add_arguments, run
 
 MANIFEST = {
     "dataset": "digits",
@@ -187,21 +207,21 @@ def _arm_accs(seeds=SEEDS, gain: float = 0.0) -> dict[str, dict[float, list[floa
         arm.key: {
             r: [accs[s] + gain for s in seeds] for r, accs in ARM_ACC[arm.stage, arm.init].items()
         }
-        for arm in rep.ALL_ARMS
+        for arm in ALL_ARMS
     }
 
 
 @pytest.fixture
 def main() -> pd.DataFrame:
-    return rep.main_table("simclr", _train_runs(), SEARCHES)
+    return main_table("simclr", _train_runs(), SEARCHES)
 
 
 @pytest.fixture
 def ratios() -> pd.DataFrame:
-    return rep.label_ratio_table(
+    return label_ratio_table(
         _arm_accs(),
         _arm_accs(gain=BEST_GAIN),
-        rep.arms(("preserved", "random")),
+        arms(("preserved", "random")),
         _arm_accs(gain=VAL_GAIN),
     )
 
@@ -210,25 +230,25 @@ def ratios() -> pd.DataFrame:
 
 
 def test_main_table_exact(main):
-    assert rep.to_csv(main) == MAIN_CSV
+    assert to_csv(main) == MAIN_CSV
 
 
 def test_main_markdown_exact(main):
-    assert rep.main_markdown(main, NUM_CLASSES) == MAIN_MD
+    assert main_markdown(main, NUM_CLASSES) == MAIN_MD
 
 
 def test_single_seed_has_no_std(main):
-    single = rep.main_table("byol", _train_runs(seeds=(1,)), SEARCHES[1:])
-    assert rep.to_csv(single) == (
+    single = main_table("byol", _train_runs(seeds=(1,)), SEARCHES[1:])
+    assert to_csv(single) == (
         "method,architecture,test_error_mean,test_error_std,best_error_mean,best_error_std,"
         "seeds,params_m,search_cost,search_cost_unit,labels_used\n"
         '"SSWP-NAS (byol, final)",final,20.0,,15.0,,1,0.124,1.0,GPU-hours,0\n'
         "DARTS-V2,darts_v2,7.0,,2.0,,1,0.3,,,\n"
     )
-    md = rep.main_markdown(single, NUM_CLASSES)
+    md = main_markdown(single, NUM_CLASSES)
     assert "| SSWP-NAS (byol, final) | 20.00 | 15.00 | 1 |" in md
     assert "±" not in md
-    assert rep.metrics_dict(single, rep.label_ratio_table({}, {}, ()))["main"]["final"] == {
+    assert metrics_dict(single, label_ratio_table({}, {}, ()))["main"]["final"] == {
         "test_error_mean": 20.0,
         "params_m": 0.124,
         "search_hours": 1.0,
@@ -236,18 +256,18 @@ def test_single_seed_has_no_std(main):
 
 
 def test_single_seed_label_ratio_has_no_std():
-    table = rep.label_ratio_table(
+    table = label_ratio_table(
         {"finetune_random": {0.5: [0.8123]}},
         {"finetune_random": {0.5: [0.85]}},
-        rep.ALL_ARMS[1:2],
+        ALL_ARMS[1:2],
     )
-    assert rep.to_csv(table) == (
+    assert to_csv(table) == (
         "label_ratio,arm,mean,std,best_mean,best_std,n,val_mean,val_std\n"
         "0.5,finetune_random,81.23,,85.0,,1,,\n"
     )
-    assert rep.label_ratio_markdown(table, NUM_CLASSES).endswith("| 50% | 81.23 |")
-    assert rep.label_ratio_markdown(table, NUM_CLASSES, best=True).endswith("| 50% | 85.00 |")
-    assert rep.metrics_dict(rep.main_table("simclr", {}, SEARCHES), table)["label_ratio"] == {
+    assert label_ratio_markdown(table, NUM_CLASSES).endswith("| 50% | 81.23 |")
+    assert label_ratio_markdown(table, NUM_CLASSES, best=True).endswith("| 50% | 85.00 |")
+    assert metrics_dict(main_table("simclr", {}, SEARCHES), table)["label_ratio"] == {
         "finetune_random": {"50%": {"mean": 81.23}}
     }
 
@@ -273,22 +293,22 @@ def test_single_seed_label_ratio_has_no_std():
     ],
 )
 def test_search_cost_is_device_hours_in_the_measured_unit(searches, expected):
-    assert rep.search_cost(searches) == expected
+    assert search_cost(searches) == expected
 
 
 def test_error_is_100_minus_accuracy_with_sample_std():
-    assert rep.error_stats([0.8765]) == (12.35, None)
-    assert rep.error_stats([0.9, 0.8, 0.85]) == (15.0, 5.0)
+    assert error_stats([0.8765]) == (12.35, None)
+    assert error_stats([0.9, 0.8, 0.85]) == (15.0, 5.0)
 
 
 def test_method_names():
-    assert rep.method_name("lowest_loss", "supervised") == "SSWP-NAS (supervised, lowest_loss)"
-    assert rep.method_name("darts_v2", "simclr") == "DARTS-V2"
-    assert rep.method_name("pdarts", "simclr") == "P-DARTS"
+    assert method_name("lowest_loss", "supervised") == "SSWP-NAS (supervised, lowest_loss)"
+    assert method_name("darts_v2", "simclr") == "DARTS-V2"
+    assert method_name("pdarts", "simclr") == "P-DARTS"
 
 
 def test_arms_in_fixed_order_and_only_the_inits_asked_for():
-    keys = [a.key for a in rep.arms(("random", "preserved"))]
+    keys = [a.key for a in arms(("random", "preserved"))]
     assert keys == [
         "finetune_preserved",
         "finetune_random",
@@ -297,7 +317,7 @@ def test_arms_in_fixed_order_and_only_the_inits_asked_for():
         "linear_two_stage",
         "linear_random",
     ]
-    assert [a.label for a in rep.arms(("random",))] == [
+    assert [a.label for a in arms(("random",))] == [
         "finetune random",
         "finetune two-stage",
         "linear eval preserved",
@@ -307,15 +327,15 @@ def test_arms_in_fixed_order_and_only_the_inits_asked_for():
 
 
 def test_label_ratio_table_exact(ratios):
-    assert rep.to_csv(ratios) == LABEL_RATIO_CSV
+    assert to_csv(ratios) == LABEL_RATIO_CSV
 
 
 def test_label_ratio_markdown_exact(ratios):
-    assert rep.label_ratio_markdown(ratios, NUM_CLASSES) == LABEL_RATIO_MD
+    assert label_ratio_markdown(ratios, NUM_CLASSES) == LABEL_RATIO_MD
 
 
 def test_metrics_dict_exact(main, ratios):
-    metrics = rep.metrics_dict(main, ratios)
+    metrics = metrics_dict(main, ratios)
     assert metrics == METRICS
     assert json.loads(json.dumps(metrics, allow_nan=False)) == METRICS
 
@@ -358,36 +378,36 @@ HEADLINE = {
 
 @pytest.fixture
 def comparisons() -> pd.DataFrame:
-    return fair.comparisons_table(_arm_accs(), rep.arms(("preserved", "random")))
+    return comparisons_table(_arm_accs(), arms(("preserved", "random")))
 
 
 def test_comparisons_exact(comparisons):
-    assert rep.to_csv(comparisons) == COMPARISONS_CSV
-    assert fair.comparisons_markdown(comparisons) == COMPARISONS_MD
+    assert to_csv(comparisons) == COMPARISONS_CSV
+    assert comparisons_markdown(comparisons) == COMPARISONS_MD
 
 
 def test_headline_is_the_architecture_error_and_the_finetune_verdicts_at_every_ratio(
     main, ratios, comparisons
 ):
-    assert rep.headline(main, ratios, comparisons, "final") == HEADLINE
-    assert rep.headline(main, ratios, comparisons, "darts_v2")["test_error"] == 6.0
+    assert headline(main, ratios, comparisons, "final") == HEADLINE
+    assert headline(main, ratios, comparisons, "darts_v2")["test_error"] == 6.0
 
 
 def test_headline_reads_back_from_the_csv_files(main, ratios, comparisons, tmp_path):
     """The committed-results test rebuilds the headline from the CSVs the report writes."""
     tables = {"main": main, "ratios": ratios, "comparisons": comparisons}
     for name, table in tables.items():
-        (tmp_path / f"{name}.csv").write_text(rep.to_csv(table))
+        (tmp_path / f"{name}.csv").write_text(to_csv(table))
     read = {name: pd.read_csv(tmp_path / f"{name}.csv") for name in tables}
-    assert rep.headline(read["main"], read["ratios"], read["comparisons"], "final") == HEADLINE
+    assert headline(read["main"], read["ratios"], read["comparisons"], "final") == HEADLINE
 
 
 def test_headline_leaves_out_what_did_not_run(main, ratios):
-    single = fair.comparisons_table(
+    single = comparisons_table(
         {k: {r: v[:1] for r, v in by.items()} for k, by in _arm_accs().items()},
-        rep.arms(("preserved", "random")),
+        arms(("preserved", "random")),
     )
-    out = rep.headline(main, ratios, single, "lowest_loss")
+    out = headline(main, ratios, single, "lowest_loss")
     assert "test_error" not in out
     assert out["10%"] == {"pres": 75.0, "rand": 55.0, "two": 70.0}  # one seed: no verdict
 
@@ -397,20 +417,20 @@ def test_headline_leaves_out_what_did_not_run(main, ratios):
     [(0.1, "10%", "10%"), (0.025, "2.5%", "2_5%"), (1.0, "100%", "100%"), (0.07, "7%", "7%")],
 )
 def test_ratio_label_and_dot_free_key(ratio, label, key):
-    assert rep.ratio_label(ratio) == label
-    assert rep.ratio_key(ratio) == key
+    assert ratio_label(ratio) == label
+    assert ratio_key(ratio) == key
 
 
 def test_curve_stats_mean_and_sample_std_per_epoch():
-    epochs, mean, std = rep.curve_stats([[0.5, 0.7, 0.9], [0.7, 0.9]])
+    epochs, mean, std = curve_stats([[0.5, 0.7, 0.9], [0.7, 0.9]])
     np.testing.assert_array_equal(epochs, [1, 2])
     np.testing.assert_allclose(mean, [60.0, 80.0])
     np.testing.assert_allclose(std, [np.sqrt(200), np.sqrt(200)])
-    np.testing.assert_allclose(rep.curve_stats([[0.5]])[2], [0.0])
+    np.testing.assert_allclose(curve_stats([[0.5]])[2], [0.0])
 
 
 def test_curve_stats_keep_only_the_epochs_every_seed_evaluated():
-    epochs, mean, _ = rep.curve_stats([[None, 0.5, None, 0.9], [0.1, 0.7, None, 0.7]])
+    epochs, mean, _ = curve_stats([[None, 0.5, None, 0.9], [0.1, 0.7, None, 0.7]])
     np.testing.assert_array_equal(epochs, [2, 4])
     np.testing.assert_allclose(mean, [60.0, 80.0])
 
@@ -432,9 +452,9 @@ def _curves() -> dict:
 @pytest.mark.parametrize(
     "render",
     [
-        lambda ratios: rep.label_ratio_png(ratios),
-        lambda ratios: rep.training_curves_png(_curves()),
-        lambda ratios: rep.alpha_heatmap_png(_alpha_history(), seed=0),
+        lambda ratios: label_ratio_png(ratios),
+        lambda ratios: training_curves_png(_curves()),
+        lambda ratios: alpha_heatmap_png(_alpha_history(), seed=0),
     ],
     ids=["label_ratio", "training_curves", "alpha_heatmap"],
 )
@@ -449,17 +469,17 @@ def test_plots_are_deterministic_pngs(render, ratios):
 
 def test_alpha_heatmap_colours_are_the_deviation_from_uniform_centred_on_zero():
     history = _alpha_history()
-    deviation, limit = rep.alpha_deviation(history)
+    deviation, limit = alpha_deviation(history)
     np.testing.assert_allclose(deviation, history - 1 / 7)
     assert limit == pytest.approx(np.abs(history - 1 / 7).max())
     # A search that barely moved still fills the scale: the limit follows the data.
     tiny = np.full((2, 1, 14, 7), 1 / 7)
     tiny[1, 0, 3] += np.array([6e-4, -1e-4, -1e-4, -1e-4, -1e-4, -1e-4, -1e-4])
-    deviation, limit = rep.alpha_deviation(tiny)
+    deviation, limit = alpha_deviation(tiny)
     assert limit == pytest.approx(6e-4)
     assert deviation[0].max() == pytest.approx(0.0, abs=1e-15)
     # Uniform alphas (no arch step yet) still give a valid, centred scale.
-    assert rep.alpha_deviation(np.full((1, 1, 14, 7), 1 / 7))[1] > 0
+    assert alpha_deviation(np.full((1, 1, 14, 7), 1 / 7))[1] > 0
 
 
 @pytest.mark.parametrize(
@@ -475,19 +495,19 @@ def test_alpha_heatmap_colours_are_the_deviation_from_uniform_centred_on_zero():
     ],
 )
 def test_near_chance_is_within_five_points_of_one_over_classes(accuracy, classes, near):
-    assert rep.near_chance(accuracy, classes) is near
+    assert near_chance(accuracy, classes) is near
 
 
 def test_main_table_marks_a_network_that_did_not_learn():
     runs = {"final": [{"test_acc": 0.11, "best_test_acc": 0.3, "params_m": 0.1}]}
-    md = rep.main_markdown(rep.main_table("simclr", runs, SEARCHES[:1]), NUM_CLASSES)
+    md = main_markdown(main_table("simclr", runs, SEARCHES[:1]), NUM_CLASSES)
     assert "| 89.00 † | 70.00 |" in md
     assert "†" not in MAIN_MD
 
 
 def test_alpha_heatmap_lays_out_many_cells():
     """20 cells (the CIFAR supernet) fit a 5-column grid; the PNG is still small."""
-    png = rep.alpha_heatmap_png(_alpha_history(epochs=10, cells=20), seed=3)
+    png = alpha_heatmap_png(_alpha_history(epochs=10, cells=20), seed=3)
     assert png.startswith(PNG_SIGNATURE)
     assert len(png) < 1_000_000
 
@@ -594,8 +614,8 @@ def run_dir(tmp_path, monkeypatch) -> Path:
 
 def _run(params) -> None:
     parser = argparse.ArgumentParser()
-    stage.add_arguments(parser)
-    stage.run(params, parser.parse_args([]))
+    add_arguments(parser)
+    run(params, parser.parse_args([]))
 
 
 def _results() -> dict[str, bytes]:
@@ -647,9 +667,9 @@ def test_stage_writes_every_output(params, run_dir):
     assert Path("results/label_ratio.csv").read_text() == LABEL_RATIO_CSV
     label_ratio_md = Path("results/label_ratio.md").read_text()
     assert LABEL_RATIO_MD_RISING in label_ratio_md
-    assert rep.chance_note(NUM_CLASSES) in label_ratio_md
-    assert rep.still_rising_note() in label_ratio_md
-    validation = label_ratio_md.split(f"Validation accuracy (%), {rep.VALIDATION_NOTE}:")[1]
+    assert chance_note(NUM_CLASSES) in label_ratio_md
+    assert still_rising_note() in label_ratio_md
+    validation = label_ratio_md.split(f"Validation accuracy (%), {VALIDATION_NOTE}:")[1]
     assert "| 10% | 74.00 ± 7.07 | 54.00 ± 7.07 ‡ | 69.00 ± 0.00 |" in validation
     metrics = json.loads(Path("results/metrics.json").read_text())
     assert {k: metrics[k] for k in METRICS} == METRICS
@@ -693,7 +713,7 @@ def test_stage_is_deterministic(params, run_dir):
 def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     _run(params)
     text = Path("results/summary.md").read_text()
-    genotypes = [f"seed {s}: {stage.read_genotype(s, 'final').short()}" for s in SEEDS]
+    genotypes = [f"seed {s}: {read_genotype(s, 'final').short()}" for s in SEEDS]
     assert text.startswith("# SSWP-NAS report: digits\n\n## Scale of this run\n\n- Data: ")
     assert "- Data: digits, 10 classes, 1437 training and 360 test images of 16x16 pixels\n" in text
     assert "- Network: 3 cells, 2 initial channels, " in text
@@ -701,7 +721,7 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
         "- Search: 4 epochs (phases: warmup 0.25, search 0.25, prune 0.25, stabilise 0.25)" in text
     )
     assert "With 2 seeds, every ± (sample std over seeds) is only indicative" in text
-    assert rep.chance_note(NUM_CLASSES) in text
+    assert chance_note(NUM_CLASSES) in text
     assert "- Seeds: 2; each seed draws its own labelled subset, nested across label ratios" in text
     assert "every backbone (preserved, two-stage and random) has its BN statistics" in text
     assert (
@@ -715,7 +735,7 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     assert text.index("## Scale of this run") < verdicts < text.index(BUDGET_SENTENCE)
     assert BUDGET_SENTENCE in text and text.index(BUDGET_SENTENCE) < text.index("## Search\n")
     assert "\n".join(UNCONVERGED) in text
-    assert rep.still_rising_note() in text
+    assert still_rising_note() in text
     assert "| 10% | 15 of 30 | 22.5 of 30 | 15 of 30 |" in text
     assert "](learning_curves.png)" in text
     assert "- Search objective: simclr\n" in text
@@ -738,7 +758,7 @@ def test_params_copy_loads_back_as_the_same_params(params, run_dir):
 
 
 def test_training_curve_panels(params, run_dir):
-    panels = stage.curve_panels(params, stage.gather(params))
+    panels = curve_panels(params, gather(params))
     assert list(panels) == [
         "train, all labels",
         "finetune, 10% of labels",

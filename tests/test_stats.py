@@ -8,7 +8,7 @@ import math
 import pytest
 import scipy.stats
 
-from sswp import stats
+from sswp.report import stats
 
 
 @pytest.mark.parametrize(("df", "table"), [(2, 4.303), (4, 2.776), (1, 12.706)])

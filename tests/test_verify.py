@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sswp.config import params_from_dict
+from sswp.config.load import params_from_dict
 from sswp.nas.genotype import Genotype
-from sswp.verify import TIMING_FIELDS, default_runs, numbers, select
+from sswp.report.verify import TIMING_FIELDS, default_runs, numbers, select
 
 SSWP = [sys.executable, "-m", "sswp.cli"]
 FINETUNE = "finetune:preserved-0.5-seed-0"

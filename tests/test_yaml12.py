@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from dvc.utils.serialize import modify_yaml
 
-from sswp import yaml12
-from sswp.config import load_params
+from sswp.config import yaml12
+from sswp.config.load import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 

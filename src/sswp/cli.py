@@ -15,10 +15,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sswp import __version__
-from sswp.config import SCHEMA_FILE, load_params, schema_text
+from sswp.config.load import load_params
+from sswp.config.schema import SCHEMA_FILE, schema_text
 from sswp.errors import SswpError
-from sswp.numerics import pin_for_command
-from sswp.stages.seeds import check_ratio, params_for_seed
+from sswp.pipeline.numerics import pin_for_command
+from sswp.pipeline.seeds import check_ratio, params_for_seed
 
 # No torch or numpy at this module's top (a test checks it): `main` pins their CPU kernels
 # first (runtime.portable_numerics), and they choose them when they load.
@@ -116,7 +117,7 @@ def environment_error(exc: OSError) -> str:
 def compare(args: argparse.Namespace) -> int:
     """Print the comparison; exit 0 if the runs match, 1 if they differ, 2 on bad input (as
     diff). A reader that stops early (`| head`) is no error."""
-    from sswp.compare import compare as compare_results
+    from sswp.report.compare import compare as compare_results
 
     try:
         result = compare_results(Path(args.run_a), Path(args.run_b))
@@ -133,7 +134,7 @@ def compare(args: argparse.Namespace) -> int:
 
 def write_dvc_yaml(args: argparse.Namespace) -> int:
     """Write dvc.yaml for the validated params; exit 2 on bad params, writing nothing."""
-    from sswp import dvc_yaml
+    from sswp.pipeline import dvc_yaml
 
     try:
         text = dvc_yaml.render(load_params(args.params).to_dict())
@@ -145,8 +146,8 @@ def write_dvc_yaml(args: argparse.Namespace) -> int:
 
 
 def write_text(path: str, text: str) -> None:
-    """Replace a generated file whole (imported here: sswp.atomic loads torch)."""
-    from sswp import atomic
+    """Replace a generated file whole (imported here: sswp.pipeline.atomic loads torch)."""
+    from sswp.pipeline import atomic
 
     atomic.write_text(path, text)
 
@@ -156,8 +157,8 @@ def verify(args: argparse.Namespace) -> int:
     1 if anything differs, 2 on bad input or a failed stage."""
     import shutil
 
-    from sswp.verify import scratch_folder
-    from sswp.verify import verify as rerun_and_compare
+    from sswp.report.verify import scratch_folder
+    from sswp.report.verify import verify as rerun_and_compare
 
     try:
         params = load_params(args.params)
@@ -200,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sswp.engine.distributed import launched_by_torchrun, shutdown
     from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
     from sswp.engine.runtime import release_held_warnings, setup_logging
-    from sswp.stages.guard import guarded
-    from sswp.stages.plan import plan_for
+    from sswp.pipeline.guard import guarded
+    from sswp.pipeline.plan import plan_for
 
     # A stage's process imports that stage's module only: the others cost seconds of start-up.
     args = build_parser(argv[:1]).parse_args(argv)

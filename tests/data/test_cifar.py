@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from sswp import cli
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.data import cifar
 from sswp.data.cifar import load_cifar
 from sswp.data.datasets import NORMALIZATION, load_prepared, load_raw
 from sswp.errors import SswpError
-from sswp.paths import PREPARED_DIR
+from sswp.pipeline.paths import PREPARED_DIR
 from sswp.stages import prepare
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.data.datasets import IMAGENET_STATS, load_prepared
 from sswp.data.image_folder import load_image_folder
 from sswp.data.loaders import LoaderContext, make_loader
 from sswp.data.splits import labelled_subset
 from sswp.errors import SswpError
-from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR
+from sswp.pipeline.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR
 from sswp.stages import prepare
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.data.datasets import FORMAT_VERSION, channel_stats, load_prepared, normalization
 from sswp.data.splits import labelled_subset
 from sswp.errors import SswpError
-from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
+from sswp.pipeline.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
 from sswp.stages import prepare
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,10 +6,10 @@ import pytest
 from sswp.data.splits import (
     Splits,
     balanced_halves,
-    search_splits,
     label_subset,
     labelled_subset,
     nested_label_order,
+    search_splits,
     validation_split,
 )
 from sswp.errors import SswpError
@@ -90,8 +90,8 @@ def test_the_search_halves_hold_every_image_outside_the_validation_split(labels)
     assert np.array_equal(splits.validation, validation_split(labels, 0.1, seed=0))
     every = np.concatenate([splits.search_weights, splits.search_arch, splits.validation])
     assert np.array_equal(np.sort(every), np.arange(len(labels)))
-    weights, arch = np.bincount(labels[splits.search_weights]), np.bincount(labels[splits.search_arch])
-    assert np.abs(weights - arch).max() <= 1
+    weights = np.bincount(labels[splits.search_weights])
+    assert np.abs(weights - np.bincount(labels[splits.search_arch])).max() <= 1
 
 
 def test_splits_round_trip_and_validation(labels):

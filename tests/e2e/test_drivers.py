@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sswp import yaml12
-from sswp.contract import HEADLINE, REPORT_FILES
+from sswp.config import yaml12
+from sswp.pipeline.contract import HEADLINE, REPORT_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.engine import checkpoint
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext

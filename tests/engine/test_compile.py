@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from sswp.config import Params
+from sswp.config.params import Params
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
 from sswp.engine.interrupt import StopFlag

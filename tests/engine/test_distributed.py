@@ -47,7 +47,7 @@ def _train_step(ctx: DistContext, compile_mode: str = "off") -> dict[str, torch.
         def set_epoch(self, epoch: int) -> None:
             pass
 
-    from sswp.config import SupervisedParams
+    from sswp.config.params import SupervisedParams
 
     sp = SupervisedParams(
         epochs=1,

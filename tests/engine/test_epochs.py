@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from sswp.config import PretrainParams, load_params
+from sswp.config.load import load_params
+from sswp.config.params import PretrainParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
 from sswp.engine.epochs import lr_factor

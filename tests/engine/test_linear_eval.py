@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sswp.config import LinearEvalParams
+from sswp.config.params import LinearEvalParams
 from sswp.engine.distributed import DistContext
 from sswp.engine.linear_eval import extract_features, fit_probe, probe_accuracy
 from sswp.engine.runtime import Hardware

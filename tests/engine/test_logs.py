@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sswp.config import PretrainParams, load_params
+from sswp.config.load import load_params
+from sswp.config.params import PretrainParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
 from sswp.engine.interrupt import StopFlag

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.engine.phases import build_schedule
 from sswp.errors import SswpError
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
 from sswp.engine.interrupt import StopFlag

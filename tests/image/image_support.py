@@ -57,8 +57,8 @@ CHECKOUT_CHANGE = ("src/sswp/provenance.py", "\n# This checkout differs from the
 PROBE = """
 import json, os, sys
 import sswp
-from sswp.provenance import code_digest
-from sswp.contract import STAGES
+from sswp.pipeline.provenance import code_digest
+from sswp.pipeline.contract import STAGES
 print(json.dumps({
     "uid": os.getuid(),
     "python": "%d.%d" % sys.version_info[:2],

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from image_support import probe_venv
 
-from sswp import contract
-from sswp.provenance import code_digest
+from sswp.pipeline import contract
+from sswp.pipeline.provenance import code_digest
 
 
 def test_probe_runs_in_the_venv_and_hashes_every_stage():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sswp.config import load_params
+from sswp.config.load import load_params
 from sswp.nas.ops import FactorizedReduce
 from sswp.nas.supernet import SuperNet, cell_channels, make_stem, search_space
 

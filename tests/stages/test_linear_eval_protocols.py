@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sswp.contract import LINEAR_EVAL_ARMS
 from sswp.data.datasets import ArrayDataset
 from sswp.engine.distributed import DistContext
 from sswp.engine.runtime import Hardware
 from sswp.models.child import ChildNetwork
 from sswp.nas.reference import reference_genotype
+from sswp.pipeline.contract import LINEAR_EVAL_ARMS
 from sswp.stages import linear_eval
 from sswp.stages.linear_eval import PROTOCOLS, LabelledRun
 

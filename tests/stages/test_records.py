@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sswp.stages.records import split_record
+from sswp.pipeline.records import split_record
 
 
 def test_numbers_are_metrics_and_labels_are_info():

@@ -11,8 +11,9 @@ from snakemake.utils import update_config, validate
 # The checkout's stage contract and provenance module (plain Python): each stage's params,
 # code and runs, and the params digests its records hold.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from sswp import contract, yaml12  # noqa: E402
-from sswp.provenance import RECORD_FILE, params_digest  # noqa: E402
+from sswp.pipeline import contract  # noqa: E402
+from sswp.config import yaml12  # noqa: E402
+from sswp.pipeline.provenance import RECORD_FILE, params_digest  # noqa: E402
 
 
 def _typed(value):

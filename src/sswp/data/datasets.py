@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from sswp.atomic import write_json
-from sswp.config import DataParams
+from sswp.config.params import DataParams
 from sswp.data.arrays import ARRAY_KEYS, ArrayDataset
 from sswp.data.splits import Splits, search_splits
 from sswp.errors import SswpError
-from sswp.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
+from sswp.pipeline.atomic import write_json
+from sswp.pipeline.paths import DATASET_FILE, MANIFEST_FILE, PREPARED_DIR, SPLITS_FILE
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "image_folder")
 FOLDER_DATASETS = ("imagenet", "image_folder")

@@ -23,7 +23,7 @@ from sswp.data.transforms import DEFAULT_AUGMENT, Augment, view_for
 from sswp.errors import SswpError
 
 if TYPE_CHECKING:
-    from sswp.config import DataParams
+    from sswp.config.params import DataParams
 
 Kind = Literal["simclr", "train", "eval"]
 KINDS: tuple[str, ...] = ("simclr", "train", "eval")

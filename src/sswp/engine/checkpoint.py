@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from sswp import atomic
 from sswp.errors import SswpError
-from sswp.paths import CHECKPOINT_DIR
+from sswp.pipeline import atomic
+from sswp.pipeline.paths import CHECKPOINT_DIR
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from sswp.config import RuntimeParams
+from sswp.config.params import RuntimeParams
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from sswp.engine.distributed import sum_scalars
 from sswp.engine.divergence import check_finite

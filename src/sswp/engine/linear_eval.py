@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sswp.config import LinearEvalParams, RuntimeParams
+from sswp.config.params import LinearEvalParams, RuntimeParams
 from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import EpochLoop, lr_factor
 from sswp.engine.runtime import Hardware

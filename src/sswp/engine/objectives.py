@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sswp.config import SearchParams
+from sswp.config.params import SearchParams
 from sswp.data.loaders import Kind
 from sswp.engine.distributed import all_gather_with_grad
 from sswp.engine.runtime import Hardware

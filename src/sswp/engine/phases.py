@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sswp.config import SearchParams
+from sswp.config.params import SearchParams
 from sswp.errors import SswpError
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sswp.config import PretrainParams, RuntimeParams
+from sswp.config.params import PretrainParams, RuntimeParams
 from sswp.engine.distributed import all_gather_with_grad
 from sswp.engine.epochs import EpochLoop
 from sswp.engine.heldout import HeldOutObjective

@@ -18,14 +18,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sswp.config import DataParams, RuntimeParams
+from sswp.config.params import DataParams, RuntimeParams
 from sswp.data.backend import choose_backend, loader_threads
 from sswp.data.loaders import LoaderContext, augment_of
 from sswp.engine.allocator import keep_freed_memory
 from sswp.engine.distributed import DistContext, init_distributed
 from sswp.errors import SswpError
-from sswp.numerics import PORTABLE_ENV
-from sswp.paths import LIVE_DIR, LOG_DIR
+from sswp.pipeline.numerics import PORTABLE_ENV
+from sswp.pipeline.paths import LIVE_DIR, LOG_DIR
 
 T = TypeVar("T")
 ATTEMPT_SEPARATOR = "----- new attempt:"

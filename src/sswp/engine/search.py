@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sswp.config import Params
+from sswp.config.params import Params
 from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import Kind, make_loader
 from sswp.data.splits import Splits

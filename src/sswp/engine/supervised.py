@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sswp.config import RuntimeParams, SupervisedParams
+from sswp.config.params import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import sum_scalars
 from sswp.engine.epochs import EpochLoop

@@ -78,7 +78,7 @@ class Genotype:
         }
 
     def save(self, path: str | Path) -> None:
-        from sswp import atomic
+        from sswp.pipeline import atomic
 
         atomic.write_json(path, self.to_json())
 

@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sswp import atomic
-from sswp.config import Params, SupervisedParams
-from sswp.contract import tracked_params
+from sswp.config.params import Params, SupervisedParams
 from sswp.data.datasets import ArrayDataset, normalization
 from sswp.data.loaders import LoaderContext, in_order, make_loader
 from sswp.engine.checkpoint import Checkpointer
@@ -30,7 +28,10 @@ from sswp.models.child import BatchNormAffinity, ChildNetwork, MissingWeights, i
 from sswp.nas.genotype import Genotype
 from sswp.nas.reference import REFERENCES, reference_genotype
 from sswp.nas.supernet import search_space
-from sswp.paths import (
+from sswp.pipeline import atomic
+from sswp.pipeline.contract import Run, tracked_params
+from sswp.pipeline.outputs import publish
+from sswp.pipeline.paths import (
     GENOTYPE_FILE,
     HISTORY_FILE,
     MODEL_FILE,
@@ -39,10 +40,8 @@ from sswp.paths import (
     seed_tag,
     snapshot_dir,
 )
-from sswp.provenance import code_digest, file_digest
-from sswp.stages.outputs import publish
-from sswp.stages.plan import StagePlan
-from sswp.stages.records import split_record, write_info
+from sswp.pipeline.provenance import code_digest, file_digest
+from sswp.pipeline.records import split_record, write_info
 
 # Heads are new in every run that starts from other weights.
 HEAD_PREFIXES = ("classifier.", "auxiliary.")
@@ -238,7 +237,7 @@ def run_checkpointer(
 
 
 def save_run(
-    plan: StagePlan,
+    plan: Run,
     params: Params,
     model: ChildNetwork,
     history: list[dict[str, float]],
@@ -265,7 +264,7 @@ class ChildRun:
     architecture: str
     init: str  # "random", "preserved" or "two_stage"
     train_indices: np.ndarray
-    plan: StagePlan  # where its outputs go, and their record
+    plan: Run  # where its outputs go, and their record
     validation: np.ndarray  # the validation split's indices (empty: none)
     extra_metrics: dict[str, Any] = field(default_factory=dict)
 

@@ -19,9 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sswp import atomic
-from sswp.config import Params
-from sswp.contract import LINEAR_EVAL_ARMS
+from sswp.config.params import Params
 from sswp.data.datasets import ArrayDataset, load_prepared
 from sswp.data.loaders import LoaderContext, in_order, make_loader
 from sswp.data.splits import labelled_subset
@@ -37,7 +35,13 @@ from sswp.engine.linear_eval import (
 from sswp.engine.runtime import Hardware, MetricLogger, setup
 from sswp.engine.supervised import evaluate
 from sswp.models.child import ChildNetwork
-from sswp.paths import HISTORY_FILE, MODEL_FILE, metrics_path, ratio_tag
+from sswp.pipeline import atomic
+from sswp.pipeline.contract import LINEAR_EVAL_ARMS
+from sswp.pipeline.outputs import publish
+from sswp.pipeline.paths import HISTORY_FILE, MODEL_FILE, metrics_path, ratio_tag
+from sswp.pipeline.plan import linear_eval_plan
+from sswp.pipeline.records import write_info
+from sswp.pipeline.seeds import add_seed_argument
 from sswp.stages.children import (
     build_child,
     evaluation_loader,
@@ -46,10 +50,6 @@ from sswp.stages.children import (
     run_checkpointer,
     validation_loader,
 )
-from sswp.stages.outputs import publish
-from sswp.stages.plan import linear_eval_plan
-from sswp.stages.records import write_info
-from sswp.stages.seeds import add_seed_argument
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import logging
 
 import numpy as np
 
-from sswp.config import Params
+from sswp.config.params import Params
 from sswp.data.datasets import ArrayDataset, load_raw, write_prepared
 from sswp.data.splits import label_subset, nested_label_order
-from sswp.paths import PREPARED_DIR
-from sswp.stages.outputs import publish
-from sswp.stages.plan import prepare_plan
+from sswp.pipeline.outputs import publish
+from sswp.pipeline.paths import PREPARED_DIR
+from sswp.pipeline.plan import prepare_plan
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from sswp.config import Params
+from sswp.config.params import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
@@ -24,7 +24,9 @@ from sswp.engine.interrupt import run_logged
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
 from sswp.engine.runtime import setup
 from sswp.errors import SswpError
-from sswp.paths import BUDGET_FILE, search_dir, seed_tag
+from sswp.pipeline.paths import BUDGET_FILE, search_dir, seed_tag
+from sswp.pipeline.plan import pretrain_plan
+from sswp.pipeline.seeds import add_seed_argument
 from sswp.stages.children import (
     build_child,
     input_files,
@@ -32,8 +34,6 @@ from sswp.stages.children import (
     run_checkpointer,
     save_run,
 )
-from sswp.stages.plan import pretrain_plan
-from sswp.stages.seeds import add_seed_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

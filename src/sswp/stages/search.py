@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from sswp import atomic
-from sswp.config import Params
-from sswp.contract import tracked_params
+from sswp.config.params import Params
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.interrupt import run_logged
 from sswp.engine.runtime import setup
 from sswp.engine.search import SEARCH_BUDGET_KEYS, SearchLoop
 from sswp.nas.supernet import search_space
-from sswp.paths import (
+from sswp.pipeline import atomic
+from sswp.pipeline.contract import tracked_params
+from sswp.pipeline.outputs import publish
+from sswp.pipeline.paths import (
     ALPHA_HISTORY_FILE,
     BUDGET_FILE,
     GENOTYPE_FILE,
@@ -24,11 +25,10 @@ from sswp.paths import (
     SUPERNET_FILE,
     seed_tag,
 )
-from sswp.provenance import code_digest, file_digest
-from sswp.stages.outputs import publish
-from sswp.stages.plan import search_plan
-from sswp.stages.records import split_record, write_info
-from sswp.stages.seeds import add_seed_argument
+from sswp.pipeline.plan import search_plan
+from sswp.pipeline.provenance import code_digest, file_digest
+from sswp.pipeline.records import split_record, write_info
+from sswp.pipeline.seeds import add_seed_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

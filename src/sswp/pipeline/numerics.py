@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from sswp import yaml12
+from sswp.config import yaml12
 
 # Each library's switch and its AVX2 value.
 PORTABLE_ENV: dict[str, str] = {

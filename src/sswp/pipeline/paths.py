@@ -2,7 +2,7 @@
 
 Every run of a stage has a tag that names its artifacts, metrics, live plots and log alike,
 e.g. `seed-0` (search, pretrain), `final-seed-0` (train), `preserved-0.1-seed-0` (finetune,
-linear eval). The stage contract (sswp.contract) declares the same layout as templates.
+linear eval). The stage contract (sswp.pipeline.contract) declares the same layout as templates.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from sswp.config import Snapshot
+from sswp.config.params import Snapshot
 
 PREPARED_DIR = Path("data/prepared")
 DATASET_FILE = "dataset.npz"

@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sswp.numerics import PORTABLE_ENV
-from sswp.paths import RESULTS_DIR
+from sswp.pipeline.numerics import PORTABLE_ENV
+from sswp.pipeline.paths import RESULTS_DIR
 
 # The /proc/cpuinfo flags that decide which kernels torch, oneDNN, MKL and OpenBLAS pick.
 ISA_FLAGS = (

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sswp import atomic
-from sswp.config import Params
-from sswp.provenance import RECORD_FILE, make_record
-from sswp.stages.plan import StagePlan
+from sswp.config.params import Params
+from sswp.pipeline import atomic
+from sswp.pipeline.contract import Run
+from sswp.pipeline.provenance import RECORD_FILE, make_record
 
 
 def metrics_bytes(metrics: Mapping[str, Any]) -> bytes:
@@ -26,7 +26,7 @@ def metrics_bytes(metrics: Mapping[str, Any]) -> bytes:
 
 @contextmanager
 def publish(
-    plan: StagePlan, params: Params, metrics: Mapping[Path, Mapping[str, Any]] | None = None
+    plan: Run, params: Params, metrics: Mapping[Path, Mapping[str, Any]] | None = None
 ) -> Iterator[Path]:
     """Yield an empty folder to fill; on success it becomes `plan.artifact`, with its record."""
     staged: dict[Path, Path] = {}

@@ -3,8 +3,7 @@ a one-word verdict.
 
 Two arms run with the same seed share that seed's labelled subset and test sampling, so their
 difference per seed cancels what the seed changes for both; the interval is over those
-differences (n - 1 degrees of freedom), not over each arm's own spread.
-"""
+differences (n - 1 degrees of freedom), not over each arm's own spread."""
 
 from __future__ import annotations
 
@@ -16,10 +15,15 @@ from dataclasses import dataclass
 from scipy.stats import t as student_t
 
 CONFIDENCE = 0.95
+
 BETTER = "better"
+
 WORSE = "worse"
+
 NO_DIFFERENCE = "no difference detected"
+
 NO_INTERVAL = "no interval: 1 seed"
+
 # headline.json holds numbers only (DVC metrics): a verdict as a number, none for one seed.
 VERDICT_CODES = {BETTER: 1, NO_DIFFERENCE: 0, WORSE: -1}
 

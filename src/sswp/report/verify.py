@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sswp.config import Params
+from sswp.config.params import Params
 from sswp.errors import SswpError
-from sswp.paths import (
+from sswp.pipeline.paths import (
     GENOTYPE_FILE,
     METRICS_DIR,
     RESULTS_DIR,

@@ -16,8 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sswp.contract import PACKAGE, code_paths, tracked_params
 from sswp.errors import SswpError
+from sswp.pipeline.contract import PACKAGE, code_paths, tracked_params
 
 RECORD_FILE = "provenance.json"
 RERUN_HINT = "(or `dvc repro` / `snakemake`, which rerun it)"
@@ -66,7 +66,7 @@ def make_record(
 ) -> dict[str, Any]:
     """The record of one stage run: what made it (the machine and its CPU kernels too), and
     a digest of every file it wrote."""
-    from sswp.machine import describe
+    from sswp.pipeline.machine import describe
 
     return {
         "stage": stage,

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from sswp import yaml12
+from sswp.config import yaml12
 from sswp.errors import SswpError
-from sswp.paths import RESULTS_DIR
+from sswp.pipeline.paths import RESULTS_DIR
 
 METRICS_FILE = "metrics.json"
 PARAMS_FILE = "params.yaml"

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from sswp.config import OptionalInit, Params, SupervisedParams, file_fields
+from sswp.config.params import OptionalInit, Params, SupervisedParams, file_fields
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # src/sswp
 
 # The arms linear evaluation probes, in the order it writes them.
 LINEAR_EVAL_ARMS = ("preserved", "two_stage", "random")
@@ -47,12 +47,13 @@ _FINETUNE = (*_LABELLED, *(f"finetune.{key}" for key in _SUPERVISED))
 
 # The package files (relative to src/sswp; a folder means its .py files) each stage runs.
 _COMMON_CODE = _words(
-    "cli.py config.py yaml12.py atomic.py paths.py contract.py provenance.py "
-    "numerics.py machine.py stages/plan.py stages/guard.py stages/outputs.py engine/lock.py"
+    "cli.py config errors.py pipeline/atomic.py pipeline/paths.py pipeline/contract.py "
+    "pipeline/provenance.py pipeline/numerics.py pipeline/machine.py pipeline/plan.py "
+    "pipeline/guard.py pipeline/outputs.py pipeline/records.py pipeline/seeds.py"
 )
 _LOOP_CODE = (
     *_COMMON_CODE,
-    *_words("data engine/runtime.py engine/checkpoint.py engine/interrupt.py stages/seeds.py nas"),
+    *_words("data engine/runtime.py engine/checkpoint.py engine/interrupt.py nas"),
 )
 _CHILD_CODE = (
     *_LOOP_CODE,
@@ -78,6 +79,10 @@ REPORT_FILES = tuple(
     )
 )
 HEADLINE = f"{RESULTS}/headline.json"
+# The modules of the report wing that `sswp report` runs (compare and verify it does not).
+REPORT_MODULES = _words(
+    "arms budget build curves figures gather metrics stats summary tables verdicts"
+)
 
 
 @dataclass(frozen=True)
@@ -238,7 +243,8 @@ STAGES: dict[str, Stage] = {
             (
                 *_COMMON_CODE,
                 "nas",
-                *_words("curves.py stats.py fairness.py report.py stages/report.py"),
+                *(f"report/{name}.py" for name in REPORT_MODULES),
+                "stages/report.py",
             ),
             reads=(
                 PREPARED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from sswp.config import Params
+from sswp.config.params import Params
 from sswp.errors import SswpError
 
 

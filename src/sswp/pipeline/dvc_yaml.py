@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sswp.contract import (
+from sswp.pipeline.contract import (
     HEADLINE,
     LINEAR_EVAL_ARMS,
     REPORT_FILES,

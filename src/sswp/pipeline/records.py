@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sswp import atomic
-from sswp.paths import INFO_FILE
+from sswp.pipeline import atomic
+from sswp.pipeline.paths import INFO_FILE
 
 # Keys that say which run this is: labels even when they are numbers.
 LABEL_KEYS = frozenset(

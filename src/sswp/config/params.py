@@ -1,25 +1,13 @@
-"""Typed params: the one definition of every param, and the JSON schema made from it.
+"""The params dataclasses: the one definition of every param, its type, bounds and meaning.
 
-Every entry point (a direct `sswp` call, DVC stages, Snakemake rules) goes through
-`load_params`, so a bad value is rejected the same way whichever driver runs it.
+The JSON schema (sswp.config.schema) and the README's params table are made from them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin, get_type_hints
-
-import yaml
-
-from sswp import yaml12
-from sswp.errors import SswpError
-
-if TYPE_CHECKING:
-    import jsonschema
+from typing import Any, Literal
 
 SEED_RANGE = {"minimum": 0, "maximum": 2**32 - 1}  # numpy seeds its generators with 32 bits
 
@@ -55,6 +43,8 @@ def share_above_zero(description: str = "") -> Any:
 # A search snapshot, and the finetune inits params.yaml chooses (two-stage always runs).
 Snapshot = Literal["final", "highest_acc", "lowest_loss"]
 OptionalInit = Literal["preserved", "random"]
+# The published genotypes that can be trained in place of a searched one (sswp.nas.reference).
+Reference = Literal["darts_v2", "pdarts"]
 
 
 @dataclass(frozen=True)
@@ -205,7 +195,7 @@ class SupervisedParams(SGDParams):
 @dataclass(frozen=True)
 class TrainParams(SupervisedParams):
     architectures: tuple[Snapshot, ...] = rule(minItems=1, uniqueItems=True)
-    references: tuple[Literal["darts_v2", "pdarts"], ...] = rule(
+    references: tuple[Reference, ...] = rule(
         "reference genotypes trained with the same recipe (no search needed)", uniqueItems=True
     )
 
@@ -303,189 +293,3 @@ class Params:
 def file_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of a params dataclass that params.yaml sets, in their order."""
     return [f for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
-_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
-
-
-def _type_schema(hint: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(hint):
-        return _object_schema(hint)
-    if get_origin(hint) is Literal:
-        return {"enum": list(get_args(hint))}
-    if get_origin(hint) is tuple:
-        element, *rest = get_args(hint)
-        schema: dict[str, Any] = {"type": "array", "items": _type_schema(element)}
-        if rest != [Ellipsis]:
-            schema |= {"minItems": len(rest) + 1, "maxItems": len(rest) + 1}
-        return schema
-    return {"type": _JSON_TYPES[hint]}
-
-
-def _field_schema(cls: type, spec: dataclasses.Field) -> dict[str, Any]:
-    keywords = spec.metadata.get("schema", {})
-    schema = {"description": keywords["description"]} if "description" in keywords else {}
-    schema |= _type_schema(_hints(cls)[spec.name])
-    for key, value in keywords.items():
-        schema[key] = schema[key] | value if key == "items" else value
-    return schema
-
-
-def _object_schema(cls: type) -> dict[str, Any]:
-    names = [spec.name for spec in file_fields(cls)]
-    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "required": names}
-    if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("):
-        schema = {"description": cls.__doc__.split("\n\n")[0].strip()} | schema
-    schema["properties"] = {spec.name: _field_schema(cls, spec) for spec in file_fields(cls)}
-    return schema
-
-
-@cache
-def schema() -> dict[str, Any]:
-    """params.yaml's JSON schema, made from the dataclasses above: the one definition of
-    every param. workflow/schemas/params.schema.yaml is this, for Snakemake's `validate`."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "sswp params",
-        **_object_schema(Params),
-        "description": "The one config of the pipeline, generated from src/sswp/config.py by "
-        "`sswp params-schema`; validated by sswp, DVC runs (through sswp) and Snakemake.",
-    }
-
-
-SCHEMA_FILE = "workflow/schemas/params.schema.yaml"
-
-
-class _SchemaDumper(yaml.SafeDumper):
-    """Short leaf maps and lists on one line; a map with a description as a block."""
-
-
-_SchemaDumper.add_representer(
-    dict,
-    lambda dumper, data: dumper.represent_mapping(
-        "tag:yaml.org,2002:map", data, flow_style=False if "description" in data else None
-    ),
-)
-
-
-def schema_text() -> str:
-    """The committed schema file's text (a test fails when it differs)."""
-    header = (
-        "# Generated from src/sswp/config.py by `sswp params-schema` (`make params-schema`):\n"
-        "# edit the dataclasses there, then regenerate. Snakemake's `validate` reads this file.\n"
-    )
-    body = yaml.dump(
-        schema(), Dumper=_SchemaDumper, sort_keys=False, width=96, default_flow_style=None
-    )
-    return header + body
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
-    if error.validator == "additionalProperties":
-        return f"{key}: {error.message}; remove it or check its spelling"
-    if error.validator == "required":
-        return f"{key}: {error.message}"
-    if error.validator == "enum":
-        allowed = ", ".join(repr(v) for v in error.validator_value)
-        return f"{key} = {error.instance!r} is not allowed; use one of {allowed}"
-    return f"{key} = {error.instance!r} is invalid: {error.message}"
-
-
-def non_finite_key(raw: Any, prefix: str = "") -> tuple[str, float] | None:
-    """The first key (dotted) holding NaN or an infinity, which YAML reads as numbers
-    (`.nan`, `.inf`) and JSON schema lets through: no learning rate or ratio can be one."""
-    items = (
-        raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else ()
-    )
-    for key, value in items:
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, float) and not math.isfinite(value):
-            return name, value
-        found = non_finite_key(value, name)
-        if found:
-            return found
-    return None
-
-
-def validate(raw: Any, source: str = "params") -> None:
-    """Raise SswpError naming the first bad key, its value and what is allowed."""
-    bad = non_finite_key(raw)
-    if bad:
-        raise SswpError(f"{source}: {bad[0]} = {bad[1]!r} is not a finite number; give a number")
-    import jsonschema  # imported here: GPU images without it can still run the library
-
-    validator_cls = jsonschema.validators.validator_for(schema())
-    errors = list(validator_cls(schema()).iter_errors(raw))
-    if errors:
-        first = min(errors, key=lambda e: [str(p) for p in e.absolute_path])
-        raise SswpError(f"{source}: {_describe(first)}")
-    whole = [r for r in raw["finetune"]["label_ratios"] if not isinstance(r, float)]
-    if whole:
-        raise SswpError(
-            f"{source}: finetune.label_ratios holds {whole[0]!r}; write ratios as decimals "
-            f"({float(whole[0])!r}, not {whole[0]!r}): run names and output folders use them"
-        )
-    search = raw["search"]
-    if search["gate_gradients"] == "accumulate" and search["gate_mode"] != "two":
-        raise SswpError(
-            f"{source}: search.gate_gradients = 'accumulate' reproduces the original's `two` "
-            f"mode only, not gate_mode = {search['gate_mode']!r}; set search.gate_mode: two"
-        )
-    phases = search["phases"]
-    total = sum(phases.values())
-    if total > 1 + 1e-9:
-        raise SswpError(
-            f"{source}: search.phases sum to {total:g}, more than 1; "
-            "make warmup + search + prune + stabilise at most 1 (search takes the rest)"
-        )
-
-
-def _build(cls: type, raw: dict[str, Any]) -> Any:
-    """A params dataclass from its validated dict: nested ones built alike, lists as tuples."""
-    values = {}
-    for spec in file_fields(cls):
-        hint, value = _hints(cls)[spec.name], raw[spec.name]
-        if dataclasses.is_dataclass(hint):
-            value = _build(hint, value)
-        elif get_origin(hint) is tuple:
-            value = tuple(value)
-        values[spec.name] = value
-    return cls(**values)
-
-
-def params_from_dict(raw: dict[str, Any], source: str = "params") -> Params:
-    validate(raw, source)
-    return _build(Params, raw)
-
-
-def load_params(path: str | Path = "params.yaml") -> Params:
-    path = Path(path)
-    if not path.is_file():
-        raise SswpError(
-            f"params file {path} not found; run from the repository root or pass --params"
-        )
-    try:
-        raw = yaml12.load(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SswpError(
-            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-            "save it as UTF-8"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise SswpError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
-    return params_from_dict(raw, source=str(path))
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """The parser's complaint with its line and column (1-based), on one line."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is None:
-        return problem
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -2,8 +2,7 @@
 many optimiser steps it took to come near its final accuracy.
 
 Test accuracy is measured only every few epochs (and always on the last), so a curve keeps
-None for the epochs that were not evaluated; train accuracy is known for every epoch.
-"""
+None for the epochs that were not evaluated; train accuracy is known for every epoch."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from typing import Any
 
 # A run "still rises" when an accuracy gained more than this many points over its last tenth.
 RISE_POINTS = 1.0
+
 # The share of the final accuracy whose first crossing says how soon a run got there.
 NEAR_FINAL = 0.9
 
