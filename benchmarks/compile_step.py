@@ -23,7 +23,7 @@ import torch
 
 from sswp.config.load import load_params
 from sswp.engine.distributed import DistContext
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 from sswp.engine.supervised import SupervisedLoop
 from sswp.models.child import ChildNetwork
 from sswp.nas.reference import reference_genotype

@@ -7,7 +7,7 @@
 Both epochs go through the stages' own code: `make_loader` with `data.loader` (torch, and
 DALI when it imports), the search's SearchLoop (weight steps, an arch step every
 `search.arch_every`) and the train stage's SupervisedLoop (its test pass timed apart), with
-the threads split as `sswp.engine.runtime.setup` does. The data is random CIFAR-shaped
+the threads split as `sswp.engine.hardware.setup` does. The data is random CIFAR-shaped
 uint8 images, in memory. The loop efficiency is the epoch's images/s over the isolated
 step's, the same steps repeated on one batch already in memory, timed just before and just
 after the epoch (their mean): 1.0 means the loader and the loop cost nothing. Search
@@ -34,8 +34,8 @@ from sswp.data.backend import import_dali
 from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import LoaderContext, augment_of, in_order, make_loader
 from sswp.data.splits import Splits
+from sswp.engine.hardware import Hardware, setup
 from sswp.engine.interrupt import StopFlag
-from sswp.engine.runtime import Hardware, setup
 from sswp.engine.search import SearchLoop
 from sswp.engine.supervised import SupervisedLoop
 from sswp.errors import SswpError
@@ -129,10 +129,10 @@ def search_epoch(params: Params, data: ArrayDataset, hw: Hardware, steps: int) -
             hw, lambda: loop.stepper.arch_step(batch), steps
         )
 
-    loop.train_epoch(0, StopFlag(), None, None)
+    loop.run_epoch(0, StopFlag(), None)
     _reset_peak(hw)
     before = isolated()
-    seconds = _timed(hw, lambda: loop.train_epoch(timed_epoch, StopFlag(), None, None))
+    seconds = _timed(hw, lambda: loop.run_epoch(timed_epoch, StopFlag(), None))
     isolated_s = (before + isolated()) / 2
     images = (weight_steps + arch_steps) * pair_images
     return {"images": images, "seconds": seconds, "isolated": isolated_s, "peak": _peak_mib(hw)}
@@ -188,10 +188,10 @@ def train_epoch(params: Params, data: ArrayDataset, hw: Hardware, steps: int) ->
         return metrics
 
     loop.end_epoch = timed_end_epoch  # type: ignore[method-assign]
-    first = _timed(hw, lambda: loop.train_epoch(0, StopFlag(), None, None))
+    first = _timed(hw, lambda: loop.run_epoch(0, StopFlag(), None))
     _reset_peak(hw)
     before = isolated()
-    seconds = _timed(hw, lambda: loop.train_epoch(1, StopFlag(), None, None))
+    seconds = _timed(hw, lambda: loop.run_epoch(1, StopFlag(), None))
     isolated_s = (before + isolated()) / 2
     images = len(train) * train.plan.batch_size
     return {

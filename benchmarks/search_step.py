@@ -33,12 +33,13 @@ from types import SimpleNamespace
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+# Each module as this tree names it, then as older trees did (for --baseline).
 MODULES = (
-    "engine.distributed",
-    "engine.objectives",
-    "engine.runtime",
-    "engine.search",
-    "nas.supernet",
+    ("engine.distributed",),
+    ("engine.objectives",),
+    ("engine.hardware", "engine.runtime"),
+    ("engine.stepper", "engine.search"),
+    ("nas.supernet",),
 )
 
 
@@ -76,20 +77,30 @@ def load_sswp(src: Path | None = None) -> SimpleNamespace:
     if src is not None:
         sys.path.insert(0, str(src))
     try:
-        mods = [importlib.import_module(f"sswp.{name}") for name in MODULES]
+        mods = [_first_module(names) for names in MODULES]
     finally:
         if src is not None:
             sys.path.remove(str(src))
-    distributed, objectives, runtime, search, supernet = mods
+    distributed, objectives, hardware, stepper, supernet = mods
     return SimpleNamespace(
         # What a stage's setup does to the process before it builds anything (newer trees).
-        prepare_process=getattr(runtime, "keep_freed_memory", lambda: None),
+        prepare_process=getattr(hardware, "keep_freed_memory", lambda: None),
         DistContext=distributed.DistContext,
         SimCLRObjective=objectives.SimCLRObjective,
-        Hardware=runtime.Hardware,
-        SearchStepper=search.SearchStepper,
+        Hardware=hardware.Hardware,
+        SearchStepper=stepper.SearchStepper,
         SuperNet=supernet.SuperNet,
     )
+
+
+def _first_module(names: tuple[str, ...]):
+    """The first of `names` (under sswp) that this tree has."""
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(f"sswp.{name}")
+        except ModuleNotFoundError:
+            continue
+    return importlib.import_module(f"sswp.{names[-1]}")
 
 
 def _sync(device: torch.device) -> None:

@@ -41,8 +41,8 @@ import torch  # noqa: E402
 
 from sswp.config.load import load_params  # noqa: E402
 from sswp.data.datasets import load_prepared, normalization  # noqa: E402
+from sswp.engine.hardware import setup  # noqa: E402
 from sswp.engine.heldout import VIEWS_SEED, batch_statistics  # noqa: E402
-from sswp.engine.runtime import setup  # noqa: E402
 from sswp.engine.search import SearchLoop  # noqa: E402
 from sswp.nas.genotype import EDGES_PER_CELL, STEPS, edge_index  # noqa: E402
 from sswp.nas.ops import NON_PARAMETRIC  # noqa: E402

@@ -16,7 +16,7 @@ import yaml
 from sswp import cli
 from sswp.config.load import params_from_dict
 from sswp.engine.checkpoint import Checkpointer
-from sswp.engine.runtime import ATTEMPT_SEPARATOR
+from sswp.engine.logs import ATTEMPT_SEPARATOR
 from sswp.nas.genotype import derive_genotype
 from sswp.nas.supernet import SuperNet, search_space
 from sswp.pipeline.paths import snapshot_dir
@@ -386,14 +386,14 @@ def test_read_only_metrics_fails_before_training_and_writes_nothing(workdir, cap
 def test_read_only_logs(workdir, capsys, monkeypatch):
     import builtins
 
-    from sswp.engine import runtime
+    from sswp.engine import logs
 
     def read_only(path, *args, **kwargs):
         if str(path).startswith("logs"):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return builtins.open(path, *args, **kwargs)
 
-    monkeypatch.setattr(runtime, "open", read_only, raising=False)
+    monkeypatch.setattr(logs, "open", read_only, raising=False)
     _fails_cleanly(capsys, REFERENCE_TRAIN, "Read-only file system", "logs/train-pdarts-seed-0.log")
 
 

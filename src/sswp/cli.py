@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_for_command(argv)  # before the parser imports the stages, and with them torch
     from sswp.engine.distributed import launched_by_torchrun, shutdown
     from sswp.engine.interrupt import StageInterrupted, interrupt_on_sigterm
-    from sswp.engine.runtime import release_held_warnings, setup_logging
+    from sswp.engine.logs import release_held_warnings, setup_logging
     from sswp.pipeline.guard import guarded
     from sswp.pipeline.plan import plan_for
 

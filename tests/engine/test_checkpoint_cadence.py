@@ -14,8 +14,8 @@ from sswp.engine import checkpoint
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
 from sswp.engine.epochs import EpochLoop
+from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StageInterrupted, StopFlag
-from sswp.engine.runtime import Hardware
 
 PARAMS = Path(__file__).parents[2] / "params.yaml"
 CPU = Hardware(torch.device("cpu"), DistContext(), channels_last=False, amp="off")

@@ -17,8 +17,8 @@ from torch._dynamo.utils import counters
 from sswp.config.params import Params
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StopFlag
-from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import SupervisedLoop
 from sswp.models.child import ChildNetwork
 from sswp.nas.reference import reference_genotype
@@ -66,7 +66,7 @@ def test_compiled_child_trains_like_eager_and_resumes_exactly(
     # One epoch, a checkpoint, then a fresh process-like start that resumes the second.
     first = _loop(_child(), tiny_params, "default", 2, one_batch)
     checkpointer = Checkpointer("resumed", {})
-    first.history.append(first.train_epoch(0, StopFlag(), checkpointer, None))
+    first.history.append(first.run_epoch(0, StopFlag(), checkpointer))
     checkpointer.save(first.state_dict(1, 0))
     saved = checkpointer.load()
     assert saved is not None and saved["model"].keys() == compiled_model.state_dict().keys()

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware
 from sswp.engine.objectives import SimCLRObjective
-from sswp.engine.runtime import Hardware
-from sswp.engine.search import SearchStepper
+from sswp.engine.stepper import SearchStepper
 from sswp.models.child import ChildNetwork, inherit_weights
 from sswp.nas.genotype import derive_genotype
 from sswp.nas.supernet import SuperNet

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sswp.engine.distributed import DistContext
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 from sswp.engine.supervised import SupervisedLoop
 from sswp.models.child import ChildNetwork
 from sswp.nas.genotype import derive_genotype
@@ -69,7 +69,7 @@ def _train_step(ctx: DistContext, compile_mode: str = "off") -> dict[str, torch.
     loop = SupervisedLoop(
         model, _Loader([(images, labels)]), _Loader([(images, labels)]), sp, runtime, hw, "t"
     )
-    loop.train_epoch(0, type("S", (), {"requested": False})(), None, None)
+    loop.run_epoch(0, type("S", (), {"requested": False})(), None)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

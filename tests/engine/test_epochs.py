@@ -14,8 +14,8 @@ from sswp.config.params import PretrainParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
 from sswp.engine.epochs import lr_factor
+from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StopFlag
-from sswp.engine.runtime import Hardware
 
 PARAMS = Path(__file__).parents[2] / "params.yaml"
 CPU = Hardware(torch.device("cpu"), DistContext(), channels_last=False, amp="off")
@@ -90,6 +90,6 @@ def test_loop_steps_the_schedule_every_iteration(lr_step, sum_loop):
     recipe = _recipe(lr_step=lr_step, warmup_epochs=1, epochs=3, lr_min=0.0)
     loader = batches(torch.ones(3, 2, 2) for _ in range(4))
     loop = loop_type("sched", nn.Linear(2, 1), loader, recipe, runtime, CPU)
-    loop.train_epoch(0, StopFlag(), Checkpointer("sched", {}), None)
+    loop.run_epoch(0, StopFlag(), Checkpointer("sched", {}))
     assert loop.sched.last_epoch == 4
     assert loop.opt.param_groups[0]["lr"] == pytest.approx(recipe.lr)  # warm at epoch 1

@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 
-from sswp.engine import runtime as rt
+from sswp.engine import hardware as rt
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from torch import nn
 
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
+from sswp.engine.hardware import setup
 from sswp.engine.heldout import batch_statistics, heldout_objective, simclr_chance
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.pretrain import ContrastiveChild
-from sswp.engine.runtime import setup
 from sswp.engine.search import SearchLoop
 from sswp.models.child import ChildNetwork, inherit_weights
 from sswp.ssl.simclr import nt_xent

@@ -6,8 +6,8 @@ import torch
 
 from sswp.config.params import LinearEvalParams
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware
 from sswp.engine.linear_eval import extract_features, fit_probe, probe_accuracy
-from sswp.engine.runtime import Hardware
 from sswp.models.child import ChildNetwork
 from sswp.nas.reference import reference_genotype
 

@@ -14,8 +14,9 @@ from sswp.config.load import load_params
 from sswp.config.params import PretrainParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StopFlag
-from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, duration, logged_progress
+from sswp.engine.logs import EpochClock, MetricLogger, duration, logged_progress
 
 PARAMS = Path(__file__).parents[2] / "params.yaml"
 

@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware, setup
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.objectives import (
     BYOLObjective,
@@ -23,8 +24,8 @@ from sswp.engine.objectives import (
     SimCLRObjective,
     SupervisedObjective,
 )
-from sswp.engine.runtime import Hardware, setup
-from sswp.engine.search import SearchLoop, SearchStepper
+from sswp.engine.search import SearchLoop
+from sswp.engine.stepper import SearchStepper
 from sswp.nas.supernet import SuperNet
 from sswp.ssl.byol import target_tau
 from sswp.stages import prepare
@@ -184,7 +185,7 @@ def test_supervised_steps_read_labelled_images_of_their_own_half(tiny_params, sm
             return _step(batch, *args, **kwargs)
 
         setattr(loop.stepper, f"{kind}_step", spy)
-    loop.train_epoch(loop.schedule.arch_start, StopFlag(), None, None)
+    loop.run_epoch(loop.schedule.arch_start, StopFlag(), None)
     assert seen["arch"] and all(bool((b == 0).all()) for b in seen["arch"])
     assert seen["weight"] and all(bool((b == 1).all()) for b in seen["weight"])
 
@@ -196,7 +197,7 @@ def _objective_state(loop: SearchLoop) -> dict[str, torch.Tensor]:
 def test_byol_checkpoint_round_trip_gives_the_identical_next_epoch(tiny_params, small):
     params = _params(tiny_params, "byol")
     original = _loop(params, small)
-    original.train_epoch(0, StopFlag(), None, None)
+    original.run_epoch(0, StopFlag(), None)
     buffer = io.BytesIO()
     torch.save(original.state_dict(1, 0), buffer)
     buffer.seek(0)
@@ -210,9 +211,9 @@ def test_byol_checkpoint_round_trip_gives_the_identical_next_epoch(tiny_params, 
     assert int(resumed.objective.steps) == int(original.objective.steps) > 0
     # The global RNG is shared (and reseeded by setup): restore it before each epoch.
     original.restore_random_state(state)
-    expected = original.train_epoch(1, StopFlag(), None, None)
+    expected = original.run_epoch(1, StopFlag(), None)
     resumed.restore_random_state(state)
-    assert resumed.train_epoch(1, StopFlag(), None, None) == expected
+    assert resumed.run_epoch(1, StopFlag(), None) == expected
     after, resumed_after = _objective_state(original), _objective_state(resumed)
     assert after.keys() == resumed_after.keys()
     for key, value in after.items():

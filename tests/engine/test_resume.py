@@ -17,7 +17,7 @@ import torch
 import yaml
 
 import sswp
-from sswp.engine.runtime import ATTEMPT_SEPARATOR
+from sswp.engine.logs import ATTEMPT_SEPARATOR
 
 SSWP = [sys.executable, "-m", "sswp.cli"]
 TIMING = {"search_hours", "train_hours", "pretrain_hours"}

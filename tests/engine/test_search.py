@@ -13,10 +13,11 @@ import torch
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware, setup
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.objectives import SimCLRObjective
-from sswp.engine.runtime import Hardware, setup
-from sswp.engine.search import SearchLoop, SearchStepper
+from sswp.engine.search import SearchLoop
+from sswp.engine.stepper import SearchStepper
 from sswp.nas.supernet import SuperNet
 from sswp.stages import prepare
 

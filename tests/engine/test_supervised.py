@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from sswp.config.load import load_params
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import DistContext
+from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StopFlag
-from sswp.engine.runtime import Hardware
 from sswp.engine.supervised import SupervisedLoop, training_loss
 from sswp.models.child import ChildNetwork
 from sswp.nas.genotype import derive_genotype
@@ -77,7 +77,7 @@ def test_loop_trains_on_the_smoothed_loss_and_tests_on_plain_cross_entropy(sp, o
         logits, aux = before(train[0])
     hw = Hardware(torch.device("cpu"), DistContext(), channels_last=False)
     loop = SupervisedLoop(model, one_batch(*train), one_batch(*test), sp, runtime, hw, "smooth")
-    metrics = loop.train_epoch(0, StopFlag(), Checkpointer("smooth", {}), None)
+    metrics = loop.run_epoch(0, StopFlag(), Checkpointer("smooth", {}))
 
     assert aux is not None
     expected_train = smoothed_ce(logits, train[1], 0.1) + 0.4 * smoothed_ce(aux, train[1], 0.1)

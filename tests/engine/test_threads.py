@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from sswp.engine.runtime import compute_threads, setup
+from sswp.engine.hardware import compute_threads, setup
 from sswp.errors import SswpError
 
 

@@ -8,18 +8,14 @@ import torch
 
 from sswp.data.arrays import ArrayDataset
 from sswp.data.loaders import EVAL_BATCH_SIZE, LoaderContext, in_order
+from sswp.engine.children import evaluation_loader
 from sswp.engine.distributed import DistContext
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 from sswp.engine.supervised import evaluate
 from sswp.errors import SswpError
+from sswp.models.build import build_child, load_pretrained_backbone, pretrain_model_path
 from sswp.models.child import BatchNormAffinity, ChildNetwork
 from sswp.nas.reference import reference_genotype
-from sswp.stages.children import (
-    build_child,
-    evaluation_loader,
-    load_pretrained_backbone,
-    pretrain_model_path,
-)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import torch
 
 from sswp.data.datasets import ArrayDataset
 from sswp.engine.distributed import DistContext
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 from sswp.models.child import ChildNetwork
 from sswp.nas.reference import reference_genotype
 from sswp.pipeline.contract import LINEAR_EVAL_ARMS

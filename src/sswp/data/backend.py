@@ -22,7 +22,7 @@ INSTALL_HINT = (
 
 def loader_threads(dali: bool, workers: int) -> int:
     """The loader's threads: `workers` torchvision processes, or DALI threads, at least one
-    (DALI has no main-thread mode). They count in runtime.threads (engine.runtime)."""
+    (DALI has no main-thread mode). They count in runtime.threads (engine.hardware)."""
     return max(workers, 1) if dali else workers
 
 

@@ -1,16 +1,14 @@
-"""The epoch loop shared by the child-network stages: resume, checkpoints, stop, logging.
+"""The child networks' loops (train, finetune, pretrain, the augmented linear probe): SGD
+with a warm-up and a cosine, on the one epoch skeleton (sswp.engine.loop).
 
-A subclass says what one batch does (`train_step`) and what an epoch reports (`end_epoch`);
-this class owns the order of events that makes a resumed run equal an uninterrupted one:
-skip the batches already trained on, restore the random state, checkpoint at epoch ends
-(at most one per `runtime.checkpoint_seconds`), and save whenever a stop signal arrives.
+A subclass says what one batch does (`train_step`) and what an epoch reports (`end_epoch`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -18,11 +16,12 @@ import torch
 from torch import nn
 
 from sswp.config.params import RuntimeParams
-from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
+from sswp.engine.checkpoint import rng_state, set_rng_state
 from sswp.engine.distributed import sum_scalars
 from sswp.engine.divergence import check_finite
-from sswp.engine.interrupt import StopFlag, close_epoch, halt_if_requested
-from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
+from sswp.engine.hardware import Hardware
+from sswp.engine.logs import RunClock
+from sswp.engine.loop import Steps, TrainingLoop
 
 log = logging.getLogger(__name__)
 
@@ -65,42 +64,6 @@ def _fresh_sums() -> dict[str, float]:
     return {"loss": 0.0, "correct": 0.0, "count": 0.0}
 
 
-class Resumable(Protocol):
-    history: list[dict[str, float]]
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-    def restore_random_state(self, state: dict[str, Any]) -> None: ...
-
-
-def resume_point(
-    loop: Resumable, checkpointer: Checkpointer, metric_logger: MetricLogger
-) -> tuple[int, dict[str, Any] | None]:
-    """Load the checkpoint (if any) into `loop`: the epoch to start at, and a mid-epoch state.
-
-    The epochs already done are logged again, so live plots stay complete. A checkpoint
-    taken at an epoch end restores the random state here; a mid-epoch one is returned, for
-    the epoch to skip its trained batches first and restore the random state after.
-    """
-    resume = checkpointer.load()
-    if resume is None:
-        return 0, None
-    try:
-        loop.load_state_dict(resume)
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
-        first_line = next(iter(str(exc).splitlines()), "")
-        raise checkpointer.unusable(f"{type(exc).__name__} {first_line}".strip()) from exc
-    log.info(
-        "resuming from %s (epoch %d, step %d)", checkpointer.path, resume["epoch"], resume["step"]
-    )
-    for epoch, metrics in enumerate(loop.history):
-        metric_logger.log_epoch(epoch, metrics)
-    if resume["step"] == 0:
-        loop.restore_random_state(resume)
-        return resume["epoch"], None
-    return resume["epoch"], resume
-
-
 class Stateful(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -120,7 +83,7 @@ class Recipe(Protocol):
     lr_step: str
 
 
-class EpochLoop:
+class EpochLoop(TrainingLoop):
     """SGD with warm-up + cosine over `train_loader`, one `train_step` per batch.
 
     The schedule steps after every optimiser step; see `lr_factor`.
@@ -218,62 +181,16 @@ class EpochLoop:
         self.sums = dict(state["sums"])
         self.clock = RunClock(state["hours"])
 
-    # ----- the loop -----
-    def train_epoch(
-        self, epoch: int, stop: StopFlag, checkpointer: Checkpointer, resume: dict | None
-    ) -> dict[str, float]:
+    # ----- one epoch -----
+    def train_epoch(self, epoch: int, steps: Steps) -> dict[str, float]:
         self.begin_epoch(epoch)
-        self.train_loader.set_epoch(epoch)
-        batches: Iterator[Any] = iter(self.train_loader)
-        first = 0
-        if resume is not None:
-            first = resume["step"]
-            for _ in range(first):
-                next(batches)
-            self.restore_random_state(resume)
         lr = self.sched.get_last_lr()[0]
-        shown = progress(
-            batches,
-            self.runtime,
-            desc=f"{self.name} {epoch}",
-            total=len(self.train_loader),
-            initial=first,
-        )
         stage = self.name.split("/")[0]
-        for step, batch in enumerate(shown, start=first):
-            self.hw.new_step()
+        for _, batch in steps(self.train_loader):
             self.train_step(batch)
             check_finite(self.sums["loss"], self.name, epoch, f"{stage}.lr")
-            halt_if_requested(
-                stop,
-                self.hw,
-                checkpointer,
-                f"{self.name} epoch {epoch} step {step + 1}",
-                partial(self.state_dict, epoch, step + 1),
-            )
         sums, self.sums = self.sums, _fresh_sums()
         loss, correct, count = sum_scalars(
             [sums["loss"], sums["correct"], sums["count"]], self.hw.dist, self.hw.device
         )
         return self.end_epoch(epoch, loss / count, correct / count, lr)
-
-    def run(
-        self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
-    ) -> list[dict[str, float]]:
-        """Every epoch (resuming from the checkpoint if there is one); returns the history."""
-        start, resume = resume_point(self, checkpointer, metric_logger)
-        clock = EpochClock(self.epochs, start)
-        for epoch in range(start, self.epochs):
-            metrics = self.train_epoch(epoch, stop, checkpointer, resume)
-            resume = None
-            self.history.append(metrics)
-            metric_logger.log_epoch(epoch, metrics)
-            log.info(
-                "%s %s: %s",
-                self.name,
-                clock.status(epoch),
-                ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
-            )
-            where = f"the end of {self.name} epoch {epoch}"
-            close_epoch(stop, self.hw, checkpointer, where, partial(self.state_dict, epoch + 1, 0))
-        return self.history

@@ -28,7 +28,7 @@ from torch import nn
 
 from sswp.data.loaders import Loader, LoaderContext, make_loader
 from sswp.engine.distributed import sum_scalars
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 
 Forward = Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, torch.Tensor]]
 VIEWS_SEED = 20_240_612  # any fixed number: it fixes the held-out views' augmentations

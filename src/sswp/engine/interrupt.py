@@ -13,12 +13,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sswp.engine.distributed import any_rank
-from sswp.engine.runtime import MetricLogger
+from sswp.engine.logs import MetricLogger
 from sswp.errors import SswpError
 
 if TYPE_CHECKING:
     from sswp.engine.checkpoint import Checkpointer
-    from sswp.engine.runtime import Hardware
+    from sswp.engine.hardware import Hardware
 
 T = TypeVar("T", covariant=True)
 R = TypeVar("R")

@@ -23,7 +23,7 @@ from torch import nn
 from sswp.config.params import LinearEvalParams, RuntimeParams
 from sswp.engine.divergence import check_finite
 from sswp.engine.epochs import EpochLoop, lr_factor
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 from sswp.engine.supervised import tested_epoch
 from sswp.models.child import ChildNetwork
 

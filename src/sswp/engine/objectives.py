@@ -18,7 +18,7 @@ from torch import nn
 from sswp.config.params import SearchParams
 from sswp.data.loaders import Kind
 from sswp.engine.distributed import all_gather_with_grad
-from sswp.engine.runtime import Hardware
+from sswp.engine.hardware import Hardware
 from sswp.nas.genotype import Genotype
 from sswp.nas.mixed_edge import MixedEdge
 from sswp.nas.supernet import SuperNet

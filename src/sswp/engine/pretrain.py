@@ -17,8 +17,8 @@ from torch import nn
 from sswp.config.params import PretrainParams, RuntimeParams
 from sswp.engine.distributed import all_gather_with_grad
 from sswp.engine.epochs import EpochLoop
+from sswp.engine.hardware import Hardware
 from sswp.engine.heldout import HeldOutObjective
-from sswp.engine.runtime import Hardware
 from sswp.models.child import ChildNetwork
 from sswp.ssl.simclr import nt_xent
 

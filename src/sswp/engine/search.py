@@ -1,12 +1,11 @@
-"""The SSWP-NAS search loop: objective weight steps, binary-gate arch steps, progressive pruning."""
+"""The SSWP-NAS search loop: objective weight steps, binary-gate arch steps, progressive pruning,
+the label-free measure every epoch, and the snapshots selection keeps."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,14 +17,16 @@ from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import Kind, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
-from sswp.engine.distributed import average_, sum_scalars
+from sswp.engine.distributed import sum_scalars
 from sswp.engine.divergence import check_finite
-from sswp.engine.epochs import resume_point
+from sswp.engine.hardware import Hardware
 from sswp.engine.heldout import heldout_objective
-from sswp.engine.interrupt import StopFlag, close_epoch, halt_if_requested
-from sswp.engine.objectives import OBJECTIVES, Batch, Objective, make_objective
+from sswp.engine.interrupt import StopFlag
+from sswp.engine.logs import MetricLogger, RunClock
+from sswp.engine.loop import Steps, TrainingLoop, cycle, skip
+from sswp.engine.objectives import OBJECTIVES, make_objective
 from sswp.engine.phases import SearchSchedule, build_schedule
-from sswp.engine.runtime import EpochClock, Hardware, MetricLogger, RunClock, progress
+from sswp.engine.stepper import SearchStepper
 from sswp.errors import SswpError
 from sswp.nas.genotype import Genotype
 from sswp.nas.supernet import SuperNet
@@ -61,131 +62,6 @@ class SearchResult:
     history: list[dict[str, float]]  # per epoch: losses, the label-free measure, steps so far
 
 
-def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
-    while True:
-        yield from loader
-
-
-def _skip(batches: Iterator[Any], count: int) -> None:
-    """Drop the batches a resumed epoch already trained on (the RNG is restored after)."""
-    for _ in range(count):
-        next(batches)
-
-
-class SearchStepper:
-    """Weight and arch steps of the supernet under an objective, on 1 process or under DDP.
-
-    Under DDP every rank samples the same paths (identically seeded generator, identical
-    alphas), DDP wraps the whole objective (supernet and heads) and averages the weight
-    gradients, and gate gradients are averaged by one all-reduce, so the alphas stay
-    identical on every rank. SimCLR's loss sees the views of all ranks (gathered with
-    gradients inside the objective); BYOL's and cross-entropy are per-sample means, which
-    the gradient averaging already makes global.
-    """
-
-    def __init__(
-        self,
-        objective: Objective,
-        weight_opt: torch.optim.Optimizer,
-        arch_opt: torch.optim.Optimizer,
-        paths: torch.Generator,
-        hw: Hardware,
-        grad_clip: float,
-        gate_gradients: str = "fresh",
-    ):
-        self.objective, self.net = objective, objective.net
-        self.weight_opt, self.arch_opt, self.paths, self.hw = weight_opt, arch_opt, paths, hw
-        self.grad_clip = grad_clip
-        # `accumulate` (the original's bug): every step's gate gradients, weight steps
-        # included, add to one running sum per edge that is never zeroed; arch steps use it.
-        self.gate_sums: torch.Tensor | None = None
-        if gate_gradients == "accumulate":
-            if self.net.gate_mode != "two":
-                raise ValueError("accumulated gate gradients reproduce the `two` mode only")
-            cells, edges = len(self.net.cells), len(self.net.cells[0].edges)
-            alpha = self.net.cells[0].alpha
-            self.gate_sums = torch.zeros(cells, edges, alpha.shape[1], device=alpha.device)
-        self.weight_params = objective.weight_parameters()  # once: thousands of tensors
-        self.scaler = hw.grad_scaler()
-        # Each step trains one sampled path: the other ops are unused, on every rank alike.
-        self.forward_module: nn.Module = hw.ddp(objective, find_unused=True)
-
-    def weight_step(
-        self, batch: Batch, drop_skip: float = 0.0, drop_pool: float = 0.0
-    ) -> tuple[float, float]:
-        """SGD on the weights of one sampled path; unsampled ops get no gradient at all.
-
-        Accumulating gate gradients, the gates are open here too (the inactive op runs,
-        detached) and their gradients join the running sums.
-        """
-        self.net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
-        if self.gate_sums is not None:
-            self.net.open_gates()
-        loss, acc = self.forward_module(batch)
-        self.weight_opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.gate_sums is not None:
-            gates = self._live_gates()
-            grads = [g.grad if g.grad is not None else torch.zeros_like(g) for _, _, g in gates]
-            average_(grads, self.hw.dist)
-            if torch.isfinite(torch.stack(grads)).all():
-                self._accumulate(gates, grads)
-            self.net.close_gates()
-        self.scaler.unscale_(self.weight_opt)
-        nn.utils.clip_grad_norm_(self.weight_params, self.grad_clip)
-        self.scaler.step(self.weight_opt)
-        self.scaler.update()
-        self.objective.after_weight_step()
-        return loss.item(), acc.item()
-
-    def arch_step(self, batch: Batch, drop_skip: float = 0.0, drop_pool: float = 0.0) -> float:
-        """One Adam step on the alphas of unfrozen cells, from binary-gate gradients."""
-        net = self.net
-        net.sample_paths(self.paths, drop_skip=drop_skip, drop_pool=drop_pool)
-        net.open_gates()
-        live = self._live_gates()
-        gates = [gate for _, _, gate in live]
-        loss, _ = self.objective(batch)  # no DDP: only gate gradients are needed
-        grads = list(torch.autograd.grad(self.scaler.scale(loss), gates))
-        average_(grads, self.hw.dist)
-        if torch.isfinite(torch.stack(grads)).all():
-            if self.gate_sums is None:
-                for gate, grad in zip(gates, grads, strict=True):
-                    gate.grad = grad / self._scale()
-            else:
-                self._accumulate(live, grads)
-                for c, e, gate in live:
-                    gate.grad = self.gate_sums[c, e].clone()
-            net.set_alpha_gradients()
-            before = [a.detach().clone() for a in net.alphas()]
-            self.arch_opt.step()
-            net.rescale_alphas(before)
-        self.arch_opt.zero_grad(set_to_none=True)
-        net.close_gates()
-        return loss.item()
-
-    def _scale(self) -> float:
-        return self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
-
-    def _live_gates(self) -> list[tuple[int, int, torch.Tensor]]:
-        """(cell, edge, gates) of every edge of the unfrozen cells, gates open."""
-        return [
-            (c, e, edge.gates)
-            for c, cell in enumerate(self.net.cells)
-            if not cell.frozen
-            for e, edge in enumerate(cell.edges)
-            if edge.gates is not None
-        ]
-
-    def _accumulate(
-        self, live: list[tuple[int, int, torch.Tensor]], grads: list[torch.Tensor]
-    ) -> None:
-        assert self.gate_sums is not None
-        scale = self._scale()
-        for (c, e, _), grad in zip(live, grads, strict=True):
-            self.gate_sums[c, e] += grad.to(self.gate_sums.dtype) / scale
-
-
 SEARCH_BUDGET_KEYS = (
     "ssl_steps",
     "ssl_pairs",
@@ -194,13 +70,14 @@ SEARCH_BUDGET_KEYS = (
 )
 
 
-class SearchLoop:
+class SearchLoop(TrainingLoop):
     """Owns the supernet, its objective, optimisers, sampling generator and selection state."""
 
     def __init__(self, params: Params, data: ArrayDataset, splits: Splits, norm, hw: Hardware):
         sp = params.search
-        self.params, self.sp, self.hw = params, sp, hw
+        self.params, self.sp, self.hw, self.runtime = params, sp, hw, params.runtime
         self.schedule: SearchSchedule = build_schedule(sp)
+        self.name, self.epochs = "search", self.schedule.epochs
         self.net = net = SuperNet(
             sp.layers, sp.channels, sp.gate_mode, stem=sp.stem, stem_affine=sp.stem_affine
         )
@@ -362,14 +239,9 @@ class SearchLoop:
         self.objective.train()
         return {"objective_loss": total_loss / count, "objective_acc": total_acc / count}
 
-    def train_epoch(
-        self, epoch: int, stop: StopFlag, checkpointer: Checkpointer, resume: dict | None
-    ) -> dict[str, float]:
-        """Weight steps over the weight half, an arch step every `arch_every` after warm-up.
-
-        `resume` (a mid-epoch checkpoint) skips the batches already trained on, then
-        restores the random state, so the epoch continues exactly as it would have.
-        """
+    def train_epoch(self, epoch: int, steps: Steps) -> dict[str, float]:
+        """Weight steps over the weight half, an arch step every `arch_every` after warm-up;
+        then the epoch's label-free measure, alphas and (when due) selection evaluation."""
         sp = self.sp
         for cell in self.schedule.cells_to_freeze(epoch):
             if not self.net.cells[cell].frozen:
@@ -377,50 +249,29 @@ class SearchLoop:
                 log.info("epoch %d: froze cell %d", epoch, cell)
         warm = self.schedule.warm(epoch)
         arch_active = not warm and bool(self.net.live_cells())
+        weight_drops = (0.0, 0.0) if warm else (sp.weight_skip_drop_prob, sp.weight_pool_drop_prob)
+        arch_drops = (sp.arch_skip_drop_prob, sp.arch_pool_drop_prob)
         self.objective.train()
-        self.weight_loader.set_epoch(epoch)
         self.arch_loader.set_epoch(epoch)
-        first = 0
-        weight_batches: Iterator[Any] = iter(self.weight_loader)
-        arch_batches = _cycle(self.arch_loader)
-        if resume is not None:
-            first = resume["step"]
-            _skip(weight_batches, first)
-            _skip(arch_batches, int(self.sums["arch_steps"]))
-            self.restore_random_state(resume)
-        batches = progress(
-            weight_batches,
-            self.params.runtime,
-            desc=f"search {epoch}",
-            total=len(self.weight_loader),
-            initial=first,
-        )
-        for step, batch in enumerate(batches, start=first):
-            loss, acc = self.stepper.weight_step(
-                batch,
-                drop_skip=0.0 if warm else sp.weight_skip_drop_prob,
-                drop_pool=0.0 if warm else sp.weight_pool_drop_prob,
-            )
+        arch_batches = cycle(self.arch_loader)
+        skip(arch_batches, int(self.sums["arch_steps"]))  # those of a resumed epoch
+        for step, batch in steps(self.weight_loader):
+            loss, acc = self.stepper.weight_step(batch, *weight_drops)
             check_finite(loss, "search", epoch, "search.weight_lr")
             self._count_updates()
-            self.sums["steps"] += 1
-            self.sums["loss"] += loss
-            self.sums["acc"] += acc
+            self._add(steps=1, loss=loss, acc=acc)
             if arch_active and (step + 1) % sp.arch_every == 0:
-                self.sums["arch_loss"] += self.stepper.arch_step(
-                    next(arch_batches),
-                    drop_skip=sp.arch_skip_drop_prob,
-                    drop_pool=sp.arch_pool_drop_prob,
-                )
-                self.sums["arch_steps"] += 1
-            halt_if_requested(
-                stop,
-                self.hw,
-                checkpointer,
-                f"search epoch {epoch} step {step + 1}",
-                partial(self.state_dict, epoch, step + 1),
-            )
+                arch_loss = self.stepper.arch_step(next(arch_batches), *arch_drops)
+                self._add(arch_steps=1, arch_loss=arch_loss)
         self.weight_sched.step()
+        return {**self._epoch_metrics(epoch), **self._end_of_epoch(epoch)}
+
+    def _add(self, **values: float) -> None:
+        for key, value in values.items():
+            self.sums[key] += value
+
+    def _epoch_metrics(self, epoch: int) -> dict[str, float]:
+        """The epoch's mean losses, what is frozen, the lr, and the steps so far."""
         sums, self.sums = self.sums, _fresh_sums()
         metrics = {
             "train_loss": sums["loss"] / sums["steps"],
@@ -430,7 +281,31 @@ class SearchLoop:
         }
         if sums["arch_steps"]:
             metrics["arch_loss"] = sums["arch_loss"] / sums["arch_steps"]
+        metrics["ssl_steps"] = float((epoch + 1) * len(self.weight_loader))
         return metrics
+
+    def _end_of_epoch(self, epoch: int) -> dict[str, float]:
+        """The label-free measure, the alphas' history, and the selection's evaluation and
+        snapshots when due (after pruning; the last epoch always)."""
+        schedule = self.schedule
+        metrics = self.measure_path()
+        self.alpha_history.append(
+            torch.stack([a.detach().softmax(-1).cpu() for a in self.net.alphas()])
+        )
+        last = epoch == schedule.epochs - 1
+        selecting = epoch >= schedule.eval_start
+        if last or (selecting and (epoch - schedule.eval_start) % self.sp.eval_every == 0):
+            scores = self.evaluate(epoch)
+            metrics.update({f"test_{k}": v for k, v in scores.items()})
+            scores["epoch"] = epoch
+            if selecting or not self.best:
+                self._keep_best(scores)
+            if last:
+                self.best["final"] = self.snapshot(scores)
+        return metrics
+
+    def epoch_note(self, epoch: int) -> str:
+        return f" ({self.schedule.phase(epoch)})"
 
     def _count_updates(self) -> None:
         """Credit the step to the op that every turned-on edge ran (the only one it trained)."""
@@ -511,7 +386,7 @@ class SearchLoop:
     def run(
         self, metric_logger: MetricLogger, checkpointer: Checkpointer, stop: StopFlag
     ) -> SearchResult:
-        schedule, sp = self.schedule, self.sp
+        schedule = self.schedule
         log.info(
             "search: %d epochs = warm-up %d, search %d, prune %d, stabilise %d",
             schedule.epochs,
@@ -520,56 +395,29 @@ class SearchLoop:
             schedule.prune,
             schedule.stabilise,
         )
-        start, resume = resume_point(self, checkpointer, metric_logger)
-        clock = EpochClock(schedule.epochs, start)
-        for epoch in range(start, schedule.epochs):
-            metrics = self.train_epoch(epoch, stop, checkpointer, resume)
-            resume = None
-            metrics["ssl_steps"] = float((epoch + 1) * len(self.weight_loader))
-            metrics.update(self.measure_path())
-            self.alpha_history.append(
-                torch.stack([a.detach().softmax(-1).cpu() for a in self.net.alphas()])
-            )
-            last = epoch == schedule.epochs - 1
-            selecting = epoch >= schedule.eval_start
-            if last or (selecting and (epoch - schedule.eval_start) % sp.eval_every == 0):
-                scores = self.evaluate(epoch)
-                metrics.update({f"test_{k}": v for k, v in scores.items()})
-                scores["epoch"] = epoch
-                if selecting or not self.best:
-                    self._keep_best(scores)
-                if last:
-                    self.best["final"] = self.snapshot(scores)
-            self.history.append(metrics)
-            metric_logger.log_epoch(epoch, metrics)
-            log.info(
-                "search %s (%s): %s",
-                clock.status(epoch),
-                schedule.phase(epoch),
-                ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
-            )
-            where = f"the end of search epoch {epoch}"
-            close_epoch(stop, self.hw, checkpointer, where, partial(self.state_dict, epoch + 1, 0))
+        super().run(metric_logger, checkpointer, stop)
         # Last: measuring a child loads its snapshot into the supernet and restricts it.
         for snap in self.best.values():
             snap.metrics.update(self.measure_child(snap))
-        result_metrics: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
-        result_metrics.update(self.budget())
+        return SearchResult(
+            dict(self.best), self.result_metrics(), torch.stack(self.alpha_history), self.history
+        )
+
+    def result_metrics(self) -> dict[str, Any]:
+        """Each snapshot's scores, the budget, the measure's chance, the cost and the setting."""
+        out: dict[str, Any] = {name: snap.metrics for name, snap in self.best.items()}
+        out.update(self.budget())
         if self.heldout is not None:
-            result_metrics.update(
-                val_ssl_batch=self.heldout.batch_size, val_ssl_chance=self.heldout.chance
-            )
-        result_metrics.update(
+            out.update(val_ssl_batch=self.heldout.batch_size, val_ssl_chance=self.heldout.chance)
+        out.update(
             search_hours=self.clock.hours(),
             device=self.hw.device.type,
             processes=self.hw.dist.world_size,
             supernet_params_m=sum(p.numel() for p in self.net.weight_parameters()) / 1e6,
-            objective=sp.objective,
+            objective=self.sp.objective,
             labels_used=self.labels_used,
         )
-        return SearchResult(
-            dict(self.best), result_metrics, torch.stack(self.alpha_history), self.history
-        )
+        return out
 
 
 def _fresh_sums() -> dict[str, float]:

@@ -12,8 +12,9 @@ from sswp.config.params import RuntimeParams, SupervisedParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.distributed import sum_scalars
 from sswp.engine.epochs import EpochLoop
+from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StopFlag
-from sswp.engine.runtime import Hardware, MetricLogger
+from sswp.engine.logs import MetricLogger
 from sswp.models.child import ChildNetwork
 
 
@@ -53,24 +54,24 @@ def training_loss(
     logits: torch.Tensor,
     aux_logits: torch.Tensor | None,
     labels: torch.Tensor,
-    sp: SupervisedParams,
+    recipe: SupervisedParams,
 ) -> torch.Tensor:
     """Label-smoothed cross-entropy of the main head, plus the weighted auxiliary one.
 
     Smoothing is a training regulariser only: `evaluate` reports plain cross-entropy.
     """
-    eps = sp.label_smoothing
+    eps = recipe.label_smoothing
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=eps)
-    if aux_logits is not None and sp.auxiliary_weight > 0:
+    if aux_logits is not None and recipe.auxiliary_weight > 0:
         aux = F.cross_entropy(aux_logits.float(), labels, label_smoothing=eps)
-        loss = loss + sp.auxiliary_weight * aux
+        loss = loss + recipe.auxiliary_weight * aux
     return loss
 
 
 class SupervisedLoop(EpochLoop):
     """SGD with warm-up + cosine, auxiliary loss, linear drop-path ramp, grad clipping.
 
-    Every `sp.eval_every` epochs, and after the last, it tests the model, and scores it on
+    Every `recipe.eval_every` epochs, and after the last, it tests the model, and scores it on
     the validation split when one is given: recipes are compared on `val_acc`.
     """
 
@@ -79,30 +80,30 @@ class SupervisedLoop(EpochLoop):
         model: ChildNetwork,
         train_loader,
         test_loader,
-        sp: SupervisedParams,
+        recipe: SupervisedParams,
         runtime: RuntimeParams,
         hw: Hardware,
         name: str,
         val_loader=None,
     ):
-        super().__init__(name, model, train_loader, sp, runtime, hw)
-        self.sp, self.test_loader, self.val_loader = sp, test_loader, val_loader
+        super().__init__(name, model, train_loader, recipe, runtime, hw)
+        self.recipe, self.test_loader, self.val_loader = recipe, test_loader, val_loader
 
     def begin_epoch(self, epoch: int) -> None:
         self.model.train()
-        self.model.drop_path_prob = self.sp.drop_path * epoch / self.sp.epochs
+        self.model.drop_path_prob = self.recipe.drop_path * epoch / self.recipe.epochs
 
     def train_step(self, batch: Any) -> None:
         images, labels = batch
         images, labels = self.hw.images(images), labels.to(self.hw.device)
         with self.hw.autocast():
             logits, aux_logits = self.forward_module(images)
-        loss = training_loss(logits, aux_logits, labels, self.sp)
+        loss = training_loss(logits, aux_logits, labels, self.recipe)
         self.optimise(loss)
         self.count(loss.item(), (logits.argmax(1) == labels).sum().item(), len(labels))
 
     def evaluated(self, epoch: int) -> bool:
-        return (epoch + 1) % self.sp.eval_every == 0 or epoch == self.sp.epochs - 1
+        return (epoch + 1) % self.recipe.eval_every == 0 or epoch == self.recipe.epochs - 1
 
     def end_epoch(self, epoch: int, loss: float, acc: float, lr: float) -> dict[str, float]:
         """The epoch's training sums and optimiser steps so far; test (and validation)

@@ -53,12 +53,15 @@ _COMMON_CODE = _words(
 )
 _LOOP_CODE = (
     *_COMMON_CODE,
-    *_words("data engine/runtime.py engine/checkpoint.py engine/interrupt.py nas"),
+    *_words(
+        "data engine/hardware.py engine/logs.py engine/loop.py engine/checkpoint.py "
+        "engine/interrupt.py nas"
+    ),
 )
 _CHILD_CODE = (
     *_LOOP_CODE,
     *_words(
-        "models engine/distributed.py engine/epochs.py engine/supervised.py stages/children.py"
+        "models engine/distributed.py engine/epochs.py engine/supervised.py engine/children.py"
     ),
 )
 _TRAIN_CODE = (*_CHILD_CODE, "stages/train.py")
@@ -149,7 +152,8 @@ STAGES: dict[str, Stage] = {
                 *_LOOP_CODE,
                 *_words(
                     "ssl engine/distributed.py engine/epochs.py engine/phases.py "
-                    "engine/objectives.py engine/heldout.py engine/search.py stages/search.py"
+                    "engine/objectives.py engine/heldout.py engine/stepper.py engine/search.py "
+                    "stages/search.py"
                 ),
             ),
             group="search",

@@ -8,12 +8,12 @@ import argparse
 from sswp.config.params import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.splits import labelled_subset
-from sswp.engine.runtime import setup
+from sswp.engine.children import ChildRun, fit_and_save
+from sswp.engine.hardware import setup
 from sswp.pipeline.contract import FINETUNE_INITS, finetune_stage
 from sswp.pipeline.paths import ratio_tag
 from sswp.pipeline.plan import finetune_plan
 from sswp.pipeline.seeds import add_seed_argument
-from sswp.stages.children import ChildRun, fit_and_save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,13 @@ from sswp.data.datasets import ArrayDataset, load_prepared
 from sswp.data.loaders import LoaderContext, in_order, make_loader
 from sswp.data.splits import labelled_subset
 from sswp.engine.checkpoint import Checkpointer
+from sswp.engine.children import (
+    evaluation_loader,
+    loader_context,
+    run_checkpointer,
+    validation_loader,
+)
+from sswp.engine.hardware import Hardware, setup
 from sswp.engine.interrupt import run_logged
 from sswp.engine.linear_eval import (
     AugmentedLinearLoop,
@@ -32,8 +39,9 @@ from sswp.engine.linear_eval import (
     probe_accuracy,
     reestimate_batch_norm,
 )
-from sswp.engine.runtime import Hardware, MetricLogger, setup
+from sswp.engine.logs import MetricLogger
 from sswp.engine.supervised import evaluate
+from sswp.models.build import build_child, input_files
 from sswp.models.child import ChildNetwork
 from sswp.pipeline import atomic
 from sswp.pipeline.contract import LINEAR_EVAL_ARMS
@@ -42,14 +50,6 @@ from sswp.pipeline.paths import HISTORY_FILE, MODEL_FILE, metrics_path, ratio_ta
 from sswp.pipeline.plan import linear_eval_plan
 from sswp.pipeline.records import write_info
 from sswp.pipeline.seeds import add_seed_argument
-from sswp.stages.children import (
-    build_child,
-    evaluation_loader,
-    input_files,
-    loader_context,
-    run_checkpointer,
-    validation_loader,
-)
 
 log = logging.getLogger(__name__)
 

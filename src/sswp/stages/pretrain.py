@@ -19,21 +19,16 @@ from sswp.config.params import Params
 from sswp.data.datasets import load_prepared
 from sswp.data.loaders import make_loader
 from sswp.data.splits import Splits
+from sswp.engine.children import loader_context, run_checkpointer, save_run
+from sswp.engine.hardware import setup
 from sswp.engine.heldout import heldout_objective
 from sswp.engine.interrupt import run_logged
 from sswp.engine.pretrain import ContrastiveChild, PretrainLoop
-from sswp.engine.runtime import setup
 from sswp.errors import SswpError
+from sswp.models.build import build_child, input_files
 from sswp.pipeline.paths import BUDGET_FILE, search_dir, seed_tag
 from sswp.pipeline.plan import pretrain_plan
 from sswp.pipeline.seeds import add_seed_argument
-from sswp.stages.children import (
-    build_child,
-    input_files,
-    loader_context,
-    run_checkpointer,
-    save_run,
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import argparse
 from sswp.config.params import Params
 from sswp.data.datasets import load_prepared, normalization
 from sswp.engine.checkpoint import Checkpointer
+from sswp.engine.hardware import setup
 from sswp.engine.interrupt import run_logged
-from sswp.engine.runtime import setup
 from sswp.engine.search import SEARCH_BUDGET_KEYS, SearchLoop
 from sswp.nas.supernet import search_space
 from sswp.pipeline import atomic

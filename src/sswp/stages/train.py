@@ -8,12 +8,12 @@ import numpy as np
 
 from sswp.config.params import Params
 from sswp.data.datasets import load_prepared
-from sswp.engine.runtime import setup
+from sswp.engine.children import ChildRun, fit_and_save
+from sswp.engine.hardware import setup
 from sswp.nas.reference import REFERENCES
 from sswp.pipeline.paths import SNAPSHOTS, train_tag
 from sswp.pipeline.plan import train_plan
 from sswp.pipeline.seeds import add_seed_argument
-from sswp.stages.children import ChildRun, fit_and_save
 
 ARCHITECTURES = (*SNAPSHOTS, *REFERENCES)
 
