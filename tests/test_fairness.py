@@ -32,27 +32,43 @@ from sswp.report.verdicts import (
 FT_PRESERVED, FT_RANDOM, FT_TWO_STAGE = ALL_ARMS[:3]
 
 
-def _search(steps: int, pairs: int) -> dict:
+def _search(steps: int, pairs: int, kept: tuple[float, float, float], loss: float) -> dict:
+    """A search's budget, and its final snapshot's kept-op updates (mean, min, max) and
+    child measure."""
+    mean, low, high = kept
+    final = {
+        "kept_op_updates_mean": mean,
+        "kept_op_updates_min": low,
+        "kept_op_updates_max": high,
+        "kept_op_lr_updates_mean": mean / 10,
+        "child_val_ssl_loss": loss,
+        "child_val_ssl_acc": 0.1,
+    }
     return {
         "ssl_steps": steps,
         "ssl_pairs": pairs,
         "ssl_steps_after_freeze": steps // 2,
         "ssl_pairs_after_freeze": pairs // 2,
+        "final": final,
     }
 
 
 def test_budget_table_means_over_seeds_and_the_ratio_in_words():
+    pretrain = {"ssl_steps": 110, "ssl_pairs": 3520, "op_updates": 110, "op_lr_updates": 30.0}
     table = budget_table(
-        [_search(100, 3200), _search(120, 3840)],
-        [{"ssl_steps": 110, "ssl_pairs": 3520}, {"ssl_steps": 110, "ssl_pairs": 3520}],
+        [_search(100, 3200, (50, 10, 90), 3.0), _search(120, 3840, (70, 30, 80), 3.2)],
+        [pretrain, {**pretrain, "val_ssl_loss": 2.5}],
         {"preserved": {0.05: [9, 9]}, "two_stage": {0.05: [9, 9]}},
     )
+    # The child's ops: the mean of the seeds' means, the extremes of their extremes. The
+    # two-stage measure is left out: one seed did not take it.
     assert to_csv(table) == (
-        "arm,ssl_steps,ssl_pairs,ssl_steps_after_freeze,ssl_pairs_after_freeze,"
+        "arm,ssl_steps,ssl_pairs,ssl_steps_after_freeze,ssl_pairs_after_freeze,op_updates_mean,"
+        "op_updates_min,op_updates_max,op_lr_updates_mean,val_ssl_loss,val_ssl_acc,"
         "finetune_steps_5%\n"
-        "preserved,110.0,3520.0,55.0,1760.0,9.0\n"
-        "two_stage,110.0,3520.0,,,9.0\n"
-        "random,0.0,0.0,,,\n"
+        "preserved,110.0,3520.0,55.0,1760.0,60.0,10.0,90.0,6.0,3.1,0.1,9.0\n"
+        "two_stage,110.0,3520.0,,,110.0,110.0,110.0,30.0,,,9.0\n"
+        "random,0.0,0.0,,,0.0,0.0,0.0,0.0,,,\n"
     )
     assert budget_sentence(table, "simclr") == (
         "Two-stage got 1.00 times the preserved weights' SimCLR steps (110 against 110) and "
@@ -60,12 +76,20 @@ def test_budget_table_means_over_seeds_and_the_ratio_in_words():
     )
     md = budget_markdown(table, "byol")
     assert md.splitlines()[0].startswith("| arm | BYOL steps | image pairs | BYOL steps after")
-    assert "| random | 0 | 0 | — | — | — |" in md
-    assert budget_metrics(table)["random"] == {"ssl_steps": 0.0, "ssl_pairs": 0.0}
+    assert "| preserved | 110 | 3,520 | 55 | 1,760 | 60 (10–90) | 6.0 | 3.100 | 0.100 | 9 |" in md
+    assert "| random | 0 | 0 | — | — | 0 | 0.0 | — | — | — |" in md
+    assert budget_metrics(table)["random"] == {
+        "ssl_steps": 0.0,
+        "ssl_pairs": 0.0,
+        "op_updates_mean": 0.0,
+        "op_updates_min": 0.0,
+        "op_updates_max": 0.0,
+        "op_lr_updates_mean": 0.0,
+    }
 
 
 def test_a_search_without_recorded_steps_says_so():
-    table = budget_table([_search(0, 0)], [{"ssl_steps": 5, "ssl_pairs": 10}], {})
+    table = budget_table([_search(0, 0, (0, 0, 0), 4.0)], [{"ssl_steps": 5, "ssl_pairs": 10}], {})
     assert budget_sentence(table, "simclr") == (
         "The search recorded no SimCLR steps for the preserved weights."
     )

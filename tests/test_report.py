@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from sswp.report.figures import (
     label_ratio_png,
     training_curves_png,
 )
+from sswp.pipeline.plan import search_plan
 from sswp.report.gather import gather, read_genotype
+from sswp.report.learned import not_learned_note
 from sswp.report.metrics import headline, metrics_dict
 from sswp.report.tables import (
     VALIDATION_NOTE,
@@ -64,6 +67,7 @@ OUTPUT_NAMES = {
     "comparisons.md",
     "learning_curves.csv",
     "learning_curves.png",
+    "ssl_curves.png",
     "summary.md",
     "metrics.json",
     "headline.json",
@@ -105,6 +109,18 @@ PRETRAIN_HOURS = (0.1, 0.3)
 # The two-stage pre-training's steps and pairs per seed: means 366.5 and 11,728, a third of
 # the search's 1,100 and 35,200.
 PRETRAIN_SSL = ({"ssl_steps": 367, "ssl_pairs": 11744}, {"ssl_steps": 366, "ssl_pairs": 11712})
+# The label-free measure (chance ln 63 for batches of 32 pairs; learned at most 3.729): the
+# preserved child learned in both seeds and its probe beats the random backbone's, the
+# two-stage backbone stayed near chance.
+CHANCE = math.log(63)
+CHILD_LOSS = (3.2, 3.4)
+PRETRAIN_LOSS = (4.0, 4.1)
+KEPT_OPS = {
+    "kept_op_updates_mean": 150.0,
+    "kept_op_updates_min": 100.0,
+    "kept_op_updates_max": 200.0,
+    "kept_op_lr_updates_mean": 20.0,
+}
 # Finetune optimiser steps per epoch at each ratio; every finetune runs 10 epochs.
 STEPS_PER_EPOCH = {0.1: 3, 1.0: 9}
 FINETUNE_EPOCHS = 10
@@ -560,6 +576,14 @@ def params(tiny_config, merge_config):
     return params_from_dict(config)
 
 
+def _ssl_history(steps: int, final_loss: float) -> list[dict]:
+    """Two epochs of a self-supervised run: near chance after the first, `final_loss` last."""
+    return [
+        {"ssl_steps": steps // 2, "val_ssl_loss": 4.1, "val_ssl_acc": 0.02, "train_loss": 4.1},
+        {"ssl_steps": steps, "val_ssl_loss": final_loss, "val_ssl_acc": 0.3, "train_loss": 3.5},
+    ]
+
+
 @pytest.fixture
 def run_dir(tmp_path, monkeypatch) -> Path:
     """Every input the params above ask for, in tmp_path (the cwd), plus stale runs to ignore."""
@@ -567,11 +591,18 @@ def run_dir(tmp_path, monkeypatch) -> Path:
     model = {"test_loss": 0.5, "train_acc": 0.95, "train_hours": 0.02}
     for s in SEEDS:
         numbers = {k: v for k, v in SEARCHES[s].items() if k != "device"}  # a label: info.json
-        _write(f"metrics/search/seed-{s}.json", {**numbers, "supernet_params_m": 0.5})
-        info = {"device": SEARCHES[s]["device"], "objective": "simclr", "seed": s}
+        numbers |= {"supernet_params_m": 0.5, "val_ssl_chance": CHANCE, "val_ssl_batch": 32}
+        _write(f"metrics/search/seed-{s}.json", numbers)
+        final = {"child_val_ssl_loss": CHILD_LOSS[s], "child_val_ssl_acc": 0.2, **KEPT_OPS}
+        info = {"device": SEARCHES[s]["device"], "objective": "simclr", "seed": s, "final": final}
         _write(f"artifacts/search/seed-{s}/info.json", info)
+        _write(f"artifacts/search/seed-{s}/history.json", _ssl_history(1100, 3.0))
+        steps = PRETRAIN_SSL[s]["ssl_steps"]
         pretrain = {"pretrain_hours": PRETRAIN_HOURS[s], "seed": s, **PRETRAIN_SSL[s]}
+        pretrain |= {"val_ssl_loss": PRETRAIN_LOSS[s], "val_ssl_acc": 0.02}
+        pretrain |= {"val_ssl_chance": CHANCE, "op_updates": steps, "op_lr_updates": 50.0}
         _write(f"metrics/pretrain/seed-{s}.json", pretrain)
+        _write(f"artifacts/pretrain/seed-{s}/history.json", _ssl_history(steps, PRETRAIN_LOSS[s]))
         for arch, accs in TRAIN_ACC.items():
             metrics = {
                 **model,
@@ -627,14 +658,22 @@ def _results() -> dict[str, bytes]:
 LABEL_RATIO_MD_RISING = LABEL_RATIO_MD.replace(
     "| 55.00 ± 7.07 | 70.00", "| 55.00 ± 7.07 ‡ | 70.00"
 ).replace("| 88.00 ± 1.41 |", "| 88.00 ± 1.41 ‡ |")
+# ...and the two-stage arm's self-supervision did not learn: its columns are marked.
+LABEL_RATIO_MD_STAGE = (
+    LABEL_RATIO_MD_RISING.replace("| 70.00 ± 0.00 |", "| 70.00 ± 0.00 § |")
+    .replace("| 40.00 ± 0.00 |", "| 40.00 ± 0.00 § |")
+    .replace("| 88.00 ± 1.41 ‡ |", "| 88.00 ± 1.41 ‡ § |")
+    .replace("| 47.50 ± 3.54 |", "| 47.50 ± 3.54 § |")
+)
 # Means over the 2 seeds: the search's budget, the pre-training's (367 and 366 steps), and
 # 3 or 9 finetune steps an epoch for 10 epochs.
 BUDGET_CSV = (
-    "arm,ssl_steps,ssl_pairs,ssl_steps_after_freeze,ssl_pairs_after_freeze,"
+    "arm,ssl_steps,ssl_pairs,ssl_steps_after_freeze,ssl_pairs_after_freeze,op_updates_mean,"
+    "op_updates_min,op_updates_max,op_lr_updates_mean,val_ssl_loss,val_ssl_acc,"
     "finetune_steps_10%,finetune_steps_100%\n"
-    "preserved,1100.0,35200.0,700.0,22400.0,30.0,90.0\n"
-    "two_stage,366.5,11728.0,,,30.0,90.0\n"
-    "random,0.0,0.0,,,30.0,90.0\n"
+    "preserved,1100.0,35200.0,700.0,22400.0,150.0,100.0,200.0,20.0,3.3,0.2,30.0,90.0\n"
+    "two_stage,366.5,11728.0,,,366.5,366.0,367.0,50.0,4.05,0.02,30.0,90.0\n"
+    "random,0.0,0.0,,,0.0,0.0,0.0,0.0,,,30.0,90.0\n"
 )
 BUDGET_SENTENCE = (
     "Two-stage got 0.33 times the preserved weights' SimCLR steps (366.5 against 1,100) and "
@@ -666,11 +705,12 @@ def test_stage_writes_every_output(params, run_dir):
     assert Path("results/main_table.md").read_text() == MAIN_MD + "\n"
     assert Path("results/label_ratio.csv").read_text() == LABEL_RATIO_CSV
     label_ratio_md = Path("results/label_ratio.md").read_text()
-    assert LABEL_RATIO_MD_RISING in label_ratio_md
+    assert LABEL_RATIO_MD_STAGE in label_ratio_md
+    assert not_learned_note() in label_ratio_md
     assert chance_note(NUM_CLASSES) in label_ratio_md
     assert still_rising_note() in label_ratio_md
     validation = label_ratio_md.split(f"Validation accuracy (%), {VALIDATION_NOTE}:")[1]
-    assert "| 10% | 74.00 ± 7.07 | 54.00 ± 7.07 ‡ | 69.00 ± 0.00 |" in validation
+    assert "| 10% | 74.00 ± 7.07 | 54.00 ± 7.07 ‡ | 69.00 ± 0.00 § |" in validation
     metrics = json.loads(Path("results/metrics.json").read_text())
     assert {k: metrics[k] for k in METRICS} == METRICS
     assert metrics["comparisons"]["finetune"]["vs_random"]["10%"] == {
@@ -683,23 +723,46 @@ def test_stage_writes_every_output(params, run_dir):
     assert metrics["budget"]["two_stage"] == {
         "ssl_steps": 366.5,
         "ssl_pairs": 11728.0,
+        "op_updates_mean": 366.5,
+        "op_updates_min": 366.0,
+        "op_updates_max": 367.0,
+        "op_lr_updates_mean": 50.0,
+        "val_ssl_loss": 4.05,
+        "val_ssl_acc": 0.02,
         "finetune_steps_10%": 30.0,
         "finetune_steps_100%": 90.0,
+    }
+    assert metrics["ssl"] == {
+        "search": {"val_ssl_loss": 3.0, "chance": round(CHANCE, 4), "learned": 1},
+        "preserved": {"val_ssl_loss": 3.3, "chance": round(CHANCE, 4), "learned": 1},
+        "two_stage": {"val_ssl_loss": 4.05, "chance": round(CHANCE, 4), "learned": 0},
     }
     assert metrics["learning"]["finetune_random"]["10%"] == {
         "steps_to_90": 22.5,
         "steps": 30.0,
         "not_converged": 1,
     }
-    assert json.loads(Path("results/headline.json").read_text()) == HEADLINE
+    learned = {"learned": {"pres": 1, "two": 0}}
+    assert json.loads(Path("results/headline.json").read_text()) == {**HEADLINE, **learned}
     assert Path("results/comparisons.csv").read_text() == COMPARISONS_CSV
     assert Path("results/comparisons.md").read_text().startswith(COMPARISONS_MD + "\n\n")
     assert Path("results/budget.csv").read_text() == BUDGET_CSV
     budget_md = Path("results/budget.md").read_text()
-    assert "| two-stage | 366.5 | 11,728 | — | — | 30 | 90 |" in budget_md
+    assert (
+        "| preserved | 1,100 | 35,200 | 700 | 22,400 | 150 (100–200) | 20.0 | 3.300 |" in budget_md
+    )
+    assert "| two-stage | 366.5 | 11,728 | — | — | 366.5 (366–367) | 50.0 | 4.050 | 0.020 |" in (
+        budget_md
+    )
     assert budget_md.endswith(BUDGET_SENTENCE + "\n")
     assert Path("results/learning_curves.csv").read_text() == LEARNING_CSV
-    for name in ("label_ratio", "training_curves", "alpha_heatmap", "learning_curves"):
+    for name in (
+        "label_ratio",
+        "training_curves",
+        "alpha_heatmap",
+        "learning_curves",
+        "ssl_curves",
+    ):
         assert Path("results", f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
@@ -713,7 +776,7 @@ def test_stage_is_deterministic(params, run_dir):
 def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     _run(params)
     text = Path("results/summary.md").read_text()
-    genotypes = [f"seed {s}: {read_genotype(s, 'final').short()}" for s in SEEDS]
+    genotypes = [f"seed {s}: {read_genotype(search_plan(s), 'final').short()}" for s in SEEDS]
     assert text.startswith("# SSWP-NAS report: digits\n\n## Scale of this run\n\n- Data: ")
     assert "- Data: digits, 10 classes, 1437 training and 360 test images of 16x16 pixels\n" in text
     assert "- Network: 3 cells, 2 initial channels, " in text
@@ -731,7 +794,25 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     )
     assert "Validation split" not in text  # the manifest does not say
     # The verdicts come first, right after the scale of the run, then the budgets.
-    verdicts = text.index("## Does weight preservation help?\n\n" + COMPARISONS_MD)
+    untested = (
+        "**This run does not test the paper's claim for two-stage pre-training**: its "
+        "self-supervised backbone did not learn (its held-out loss is not 10 % below chance "
+        "(4.143) in 2 of 2 seeds (highest 4.100)).\n\n"
+    )
+    verdicts = text.index("## Does weight preservation help?\n\n" + untested + COMPARISONS_MD)
+    assert "claim for the preserved weights" not in text
+    learned = text.index("## Did self-supervision learn?")
+    assert verdicts < learned < text.index(BUDGET_SENTENCE)
+    for row in (
+        "| search: the supernet on the path it keeps, at the search's end | 3.000, 3.000 | 30.0 "
+        "| 4.143 | yes |",
+        "| preserved: the derived child (8 edges a cell), the search's head | 3.200, 3.400 "
+        "| 20.0 | 4.143 | yes |",
+        "| two-stage: the child at the end of its pre-training | 4.000, 4.100 | 2.0 | 4.143 "
+        "| no § |",
+    ):
+        assert row in text
+    assert "](ssl_curves.png)" in text
     assert text.index("## Scale of this run") < verdicts < text.index(BUDGET_SENTENCE)
     assert BUDGET_SENTENCE in text and text.index(BUDGET_SENTENCE) < text.index("## Search\n")
     assert "\n".join(UNCONVERGED) in text
@@ -744,7 +825,7 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
     assert "- Two-stage baseline pre-training: 0.20 hours per seed (mean)\n" in text
     assert "## Genotypes (`final` snapshot)\n\n```text\n" + "\n".join(genotypes) + "\n```" in text
     assert MAIN_MD in text
-    assert LABEL_RATIO_MD_RISING in text
+    assert LABEL_RATIO_MD_STAGE in text
     for png in ("label_ratio.png", "training_curves.png", "alpha_heatmap.png"):
         assert f"]({png})" in text
 

@@ -77,14 +77,14 @@ REPORT_FILES = tuple(
     for name in _words(
         "main_table.csv main_table.md label_ratio.csv label_ratio.md summary.md params.yaml "
         "label_ratio.png training_curves.png alpha_heatmap.png budget.csv budget.md "
-        "comparisons.csv comparisons.md learning_curves.csv learning_curves.png metrics.json "
-        "machine.json"
+        "comparisons.csv comparisons.md learning_curves.csv learning_curves.png ssl_curves.png "
+        "metrics.json machine.json"
     )
 )
 HEADLINE = f"{RESULTS}/headline.json"
 # The modules of the report wing that `sswp report` runs (compare and verify it does not).
 REPORT_MODULES = _words(
-    "arms budget build curves figures gather metrics stats summary tables verdicts"
+    "arms budget build curves figures gather learned metrics stats summary tables verdicts"
 )
 
 

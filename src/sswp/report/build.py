@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from sswp.config.params import Params
-from sswp.pipeline.contract import tracked_params
-from sswp.pipeline.paths import (
-    RESULTS_DIR,
+from sswp.pipeline.contract import TWO_STAGE, tracked_params
+from sswp.pipeline.paths import RESULTS_DIR
+from sswp.report.arms import (
+    PRESERVED,
+    Arm,
+    arms,
+    finetune_arms,
+    method_name,
+    objective_name,
+    ratio_label,
 )
-from sswp.report.arms import Arm, arms, finetune_arms, method_name, ratio_label
 from sswp.report.budget import (
     budget_line,
     budget_markdown,
@@ -29,11 +37,20 @@ from sswp.report.figures import (
     alpha_heatmap_png,
     label_ratio_png,
     learning_curves_png,
+    ssl_curves_png,
     training_curves_png,
 )
 from sswp.report.gather import Inputs
+from sswp.report.learned import (
+    SslCheck,
+    path_check,
+    ssl_checks,
+    ssl_markdown,
+    ssl_metrics,
+    unlearned_arms,
+)
 from sswp.report.metrics import headline, metrics_dict
-from sswp.report.summary import summary_markdown
+from sswp.report.summary import Summary, summary_markdown
 from sswp.report.tables import (
     comparisons_md,
     convergence_markdown,
@@ -54,38 +71,23 @@ from sswp.report.verdicts import (
 )
 
 MAIN_TABLE_CSV = RESULTS_DIR / "main_table.csv"
-
 MAIN_TABLE_MD = RESULTS_DIR / "main_table.md"
-
 LABEL_RATIO_CSV = RESULTS_DIR / "label_ratio.csv"
-
 LABEL_RATIO_MD = RESULTS_DIR / "label_ratio.md"
-
 LABEL_RATIO_PNG = RESULTS_DIR / "label_ratio.png"
-
 TRAINING_CURVES_PNG = RESULTS_DIR / "training_curves.png"
-
 ALPHA_HEATMAP_PNG = RESULTS_DIR / "alpha_heatmap.png"
-
 BUDGET_CSV = RESULTS_DIR / "budget.csv"
-
 BUDGET_MD = RESULTS_DIR / "budget.md"
-
 COMPARISONS_CSV = RESULTS_DIR / "comparisons.csv"
-
 COMPARISONS_MD = RESULTS_DIR / "comparisons.md"
-
 LEARNING_CURVES_CSV = RESULTS_DIR / "learning_curves.csv"
-
 LEARNING_CURVES_PNG = RESULTS_DIR / "learning_curves.png"
-
 SUMMARY_MD = RESULTS_DIR / "summary.md"
-
 METRICS_JSON = RESULTS_DIR / "metrics.json"
-
 HEADLINE_JSON = RESULTS_DIR / "headline.json"
-
 PARAMS_YAML = RESULTS_DIR / "params.yaml"
+SSL_CURVES_PNG = RESULTS_DIR / "ssl_curves.png"
 
 
 def arm_accuracies(
@@ -182,7 +184,9 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
             init: {ratio: [m["steps"] for m in runs] for ratio, runs in by_ratio.items()}
             for init, by_ratio in inputs.finetune.items()
         },
+        params.finetune.architecture,
     )
+    ssl = self_supervision(params, inputs)
     runs = finetune_runs(params, inputs)
     unconverged = unconverged_runs(runs, params.seeds)
     rising = rising_cells(unconverged)
@@ -191,7 +195,8 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
     budget_md = "\n\n".join(
         [budget_markdown(budget, objective), budget_sentence(budget, objective)]
     )
-    summary = summary_markdown(
+    unlearned = unlearned_arms(ssl.checks)
+    summary = Summary(
         dataset=params.data.dataset,
         scale=scale_lines(params, inputs, budget),
         num_classes=num_classes,
@@ -203,23 +208,27 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
         main=main,
         ratios=ratios,
         verdicts=comparisons_md(comparisons, len(params.seeds)).rstrip("\n"),
+        ssl=ssl.markdown,
+        checks=ssl.checks,
         budget=budget_md,
         convergence=convergence_markdown(unconverged),
         learning=learning_markdown(learning),
         rising=rising,
+        unlearned=unlearned,
     )
     extra = {
         "comparisons": comparisons_metrics(comparisons),
         "budget": budget_metrics(budget),
         "learning": learning_metrics(learning, unconverged),
+        "ssl": ssl.metrics,
     }
     metrics = json.dumps(metrics_dict(main, ratios, extra), indent=2, sort_keys=True) + "\n"
-    numbers = headline(main, ratios, comparisons, params.finetune.architecture)
+    numbers = headline(main, ratios, comparisons, params.finetune.architecture, ssl.checks)
     return {
         MAIN_TABLE_CSV: to_csv(main),
         MAIN_TABLE_MD: main_markdown(main, num_classes) + "\n",
         LABEL_RATIO_CSV: to_csv(ratios),
-        LABEL_RATIO_MD: label_ratio_md(ratios, num_classes, rising),
+        LABEL_RATIO_MD: label_ratio_md(ratios, num_classes, rising, unlearned),
         LABEL_RATIO_PNG: label_ratio_png(ratios),
         TRAINING_CURVES_PNG: training_curves_png(curve_panels(params, inputs)),
         ALPHA_HEATMAP_PNG: alpha_heatmap_png(inputs.alpha_history, params.seeds[0]),
@@ -229,8 +238,57 @@ def build(params: Params, inputs: Inputs) -> dict[Path, str | bytes]:
         COMPARISONS_MD: comparisons_md(comparisons, len(params.seeds)),
         LEARNING_CURVES_CSV: to_csv(learning),
         LEARNING_CURVES_PNG: learning_curves_png(runs),
-        SUMMARY_MD: summary,
+        SSL_CURVES_PNG: ssl.figure,
+        SUMMARY_MD: summary_markdown(summary),
         METRICS_JSON: metrics,
         HEADLINE_JSON: json.dumps(numbers, indent=2) + "\n",
         PARAMS_YAML: params_yaml(params),
     }
+
+
+@dataclass(frozen=True)
+class SelfSupervision:
+    """The label-free verdicts, and the table, figure and metrics that show them."""
+
+    checks: dict[str, SslCheck]
+    markdown: str
+    figure: bytes
+    metrics: dict[str, Any]
+
+
+def self_supervision(params: Params, inputs: Inputs) -> SelfSupervision:
+    """Whether the search's supernet, the preserved child and the two-stage backbone learned,
+    read off the label-free measure every self-supervised run took."""
+    name = objective_name(params.search.objective)
+    architecture = params.finetune.architecture
+    checks = ssl_checks(inputs.searches, inputs.pretrains, inputs.linear_eval, architecture)
+    curves = [c for c in inputs.search_curves if c is not None]
+    chance = inputs.searches[0].get("val_ssl_chance")
+    path = path_check(curves, chance) if curves and chance is not None else None
+    accuracies = {
+        "search": statistics.fmean(c.acc[-1] for c in curves) if curves else 0.0,
+        PRESERVED: _mean_of(
+            [s.get(architecture, {}).get("child_val_ssl_acc") for s in inputs.searches]
+        ),
+        TWO_STAGE: _mean_of([p.get("val_ssl_acc") for p in inputs.pretrains]),
+    }
+    lines = {f"search: the supernet on its kept path ({name})": curves} if curves else {}
+    pretrained = [c for c in inputs.pretrain_curves if c is not None]
+    if pretrained:
+        lines[f"two-stage: the child pre-trained ({name})"] = pretrained
+    points = {}
+    if PRESERVED in checks and curves:
+        label = "preserved: the derived child, the search's head"
+        points[label] = (curves[0].steps[-1], checks[PRESERVED].losses)
+    figure = ssl_curves_png(lines, points, chance, name) if lines else b""
+    return SelfSupervision(
+        checks,
+        ssl_markdown(checks, path, name, accuracies),
+        figure,
+        ssl_metrics(checks, path),
+    )
+
+
+def _mean_of(values: list[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else 0.0

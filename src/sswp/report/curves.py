@@ -6,6 +6,7 @@ None for the epochs that were not evaluated; train accuracy is known for every e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,10 @@ class Curve:
     @property
     def final_test_acc(self) -> float:
         return self.test_acc[-1] or 0.0  # the last epoch is always evaluated
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _fraction(value: Any) -> bool:
@@ -107,3 +112,33 @@ def steps_to_near_final(curve: Curve, share: float = NEAR_FINAL) -> int:
     target = share * curve.final_test_acc - 1e-12  # 0.9 * 0.8 is 0.7200000000000001
     pairs = zip(curve.test_acc, curve.steps, strict=True)
     return next((s for acc, s in pairs if acc is not None and acc >= target), curve.steps[-1])
+
+
+@dataclass(frozen=True)
+class SslCurve:
+    """The label-free measure after each epoch of a self-supervised run: the objective's
+    steps so far, and its held-out loss and accuracy."""
+
+    steps: tuple[float, ...]
+    loss: tuple[float, ...]
+    acc: tuple[float, ...]
+
+
+SSL_KEYS = ("ssl_steps", "val_ssl_loss", "val_ssl_acc")
+
+
+def ssl_curve_from_history(history: Any) -> SslCurve | None:
+    """The measure from a search's or pre-training's history.json; None where the run took
+    none (no validation split, or an objective that reads labels)."""
+    if not isinstance(history, list) or not history:
+        raise ValueError("holds no epochs")
+    if not all(isinstance(epoch, dict) for epoch in history):
+        raise ValueError("is not a list of per-epoch objects")
+    if all("val_ssl_loss" not in epoch for epoch in history):
+        return None
+    for epoch in history:
+        for key in SSL_KEYS:
+            if not _number(epoch.get(key)):
+                raise ValueError(f"{key} = {epoch.get(key)!r} is not a finite number")
+    steps, loss, acc = (tuple(float(epoch[key]) for epoch in history) for key in SSL_KEYS)
+    return SslCurve(steps, loss, acc)

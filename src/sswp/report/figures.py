@@ -15,7 +15,8 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 from sswp.nas.genotype import STEPS, edge_index, reduction_cells
 from sswp.nas.ops import CANDIDATE_OPS, SHORT_NAMES
 from sswp.report.arms import ALL_ARMS, Arm, ratio_label
-from sswp.report.curves import Curve
+from sswp.report.curves import Curve, SslCurve
+from sswp.report.learned import LEARNED_SHARE
 
 PLOT_DPI = 120
 
@@ -206,5 +207,44 @@ def learning_curves_png(runs: Mapping[Arm, Mapping[float, Sequence[Curve]]]) -> 
         for ratio in ratios
     }
     fig = band_figure(panels, "finetune step")
+    fig.suptitle(f"Mean over seeds; {BAND}", fontsize="small")
+    return png(fig)
+
+
+def ssl_curves_png(
+    lines: Mapping[str, Sequence[SslCurve]],
+    points: Mapping[str, tuple[float, Sequence[float]]],
+    chance: float,
+    name: str,
+) -> bytes:
+    """The held-out self-supervised loss against self-supervised step, with chance marked.
+
+    `lines[label]` are per-seed curves, drawn as their mean shaded from the lowest to the
+    highest seed; `points[label]` a step and its per-seed losses, drawn as one marker with
+    that range. The dotted line is the loss a backbone must reach to count as learned.
+    """
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for label, curves in lines.items():
+        epochs = min(len(c.loss) for c in curves)
+        steps = np.mean([c.steps[:epochs] for c in curves], axis=0)
+        loss = np.array([c.loss[:epochs] for c in curves])
+        ax.plot(steps, loss.mean(axis=0), marker="." if epochs < 30 else None, label=label)
+        ax.fill_between(steps, loss.min(axis=0), loss.max(axis=0), alpha=0.2)
+    for label, (step, losses) in points.items():
+        mean = float(np.mean(losses))
+        spread = [[mean - min(losses)], [max(losses) - mean]]
+        ax.errorbar([step], [mean], yerr=spread, fmt="D", capsize=3, label=label)
+    ax.axhline(chance, color="grey", linestyle="--", label=f"chance, ln(2B - 1) = {chance:.2f}")
+    ax.axhline(
+        LEARNED_SHARE * chance,
+        color="grey",
+        linestyle=":",
+        label=f"learned: at most {LEARNED_SHARE:g} x chance",
+    )
+    ax.set_xlabel(f"{name} steps")
+    ax.set_ylabel(f"held-out {name} loss (validation images)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
     fig.suptitle(f"Mean over seeds; {BAND}", fontsize="small")
     return png(fig)

@@ -1,20 +1,21 @@
-"""Reading the report's inputs: every run that params.yaml asks for, each file checked.
+"""Reading the report's inputs: every run of the stage contract's run plan, each file checked.
 
-It reads exactly the runs that params.yaml asks for, never a glob, so files left by older
-runs cannot leak in; and it builds every output in memory before writing any, so a missing
-or malformed input leaves results/ untouched. Each problem names the file and the command
-that (re)makes it."""
+It reads exactly the runs that params.yaml asks for (`sswp.pipeline.contract.runs`), never a
+glob, so files left by older runs cannot leak in; each metrics file is checked against its
+stage's JSON schema, and every problem names the file and the command that (re)makes it.
+Nothing is written here: a missing or malformed input leaves results/ untouched.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import pickle
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import torch
 
@@ -22,7 +23,7 @@ from sswp.config.params import Params
 from sswp.errors import SswpError
 from sswp.nas.genotype import EDGES_PER_CELL, Genotype
 from sswp.nas.ops import CANDIDATE_OPS
-from sswp.pipeline.contract import LINEAR_EVAL_ARMS
+from sswp.pipeline.contract import LINEAR_EVAL_ARMS, Run, runs
 from sswp.pipeline.paths import (
     ALPHA_HISTORY_FILE,
     GENOTYPE_FILE,
@@ -30,75 +31,58 @@ from sswp.pipeline.paths import (
     INFO_FILE,
     MANIFEST_FILE,
     PREPARED_DIR,
-    artifact_dir,
-    metrics_path,
-    ratio_tag,
-    search_dir,
-    seed_tag,
-    snapshot_dir,
-    train_tag,
 )
-from sswp.pipeline.plan import (
-    finetune_plan,
-    linear_eval_plan,
-    pretrain_plan,
-    search_plan,
-    train_plan,
-)
-from sswp.report.arms import finetune_inits
 from sswp.report.budget import SSL_KEYS
-from sswp.report.curves import Curve, curve_from_history
+from sswp.report.curves import Curve, SslCurve, curve_from_history, ssl_curve_from_history
 from sswp.report.tables import COST_UNITS
 
-
-@dataclass(frozen=True)
-class Check:
-    """What one metrics key must hold, and how to say so in an error."""
-
-    test: Callable[[Any], bool]
-    expected: str
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+# What each metrics value must be, and how an error names it.
+NUMBER = {"type": "number", "description": "a finite number"}
+FRACTION = {"type": "number", "minimum": 0, "maximum": 1, "description": "a number in [0, 1]"}
+COUNT = {"type": "integer", "minimum": 0, "description": "a non-negative integer"}
+PROCESSES = {"type": "integer", "minimum": 1, "description": "a positive integer"}
+DEVICE = {"enum": list(COST_UNITS), "description": " or ".join(map(repr, COST_UNITS))}
 
 
-NUMBER = Check(_is_number, "a finite number")
+def keys(**properties: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a JSON object that must hold these keys (and may hold others)."""
+    return {"type": "object", "required": list(properties), "properties": properties}
 
-FRACTION = Check(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
 
-COUNT = Check(
-    lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"
-)
-
-PROCESSES = Check(lambda v: COUNT.test(v) and v >= 1, "a positive integer")
-
-DEVICE = Check(
-    lambda v: isinstance(v, str) and v in COST_UNITS,
-    " or ".join(repr(d) for d in COST_UNITS),
-)
-
-# The self-supervised weight steps and image pairs the preserved weights got in the search.
-SSL_BUDGET_KEYS = {key: COUNT for key in SSL_KEYS}
-
-SEARCH_KEYS = {
-    "search_hours": NUMBER,
-    "processes": PROCESSES,
-    "labels_used": COUNT,
-    **SSL_BUDGET_KEYS,
+ACCURACY = {"test_acc": FRACTION, "best_test_acc": FRACTION, "val_acc": FRACTION}
+SCHEMAS = {
+    "search": keys(
+        search_hours=NUMBER,
+        processes=PROCESSES,
+        labels_used=COUNT,
+        **dict.fromkeys(SSL_KEYS, COUNT),
+    ),
+    "search info": keys(device=DEVICE),
+    "train": keys(test_acc=FRACTION, best_test_acc=FRACTION, params_m=NUMBER),
+    "pretrain": keys(pretrain_hours=NUMBER, ssl_steps=COUNT, ssl_pairs=COUNT),
+    "finetune": keys(**ACCURACY, steps=COUNT),
+    "linear_eval": keys(**ACCURACY),
+    "manifest": keys(num_train=COUNT, num_test=COUNT),
+}
+SCHEMA_OF_STAGE = {
+    "train_reference": "train",
+    "finetune_two_stage": "finetune",
 }
 
-SEARCH_INFO_KEYS = {"device": DEVICE}
 
-TRAIN_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION, "params_m": NUMBER}
+def _finite_numbers(checker: Any, instance: Any) -> bool:
+    """JSON schema's numbers, without NaN or infinities (which json.loads reads)."""
+    return (
+        isinstance(instance, int | float)
+        and not isinstance(instance, bool)
+        and math.isfinite(instance)
+    )
 
-ACCURACY_KEYS = {"test_acc": FRACTION, "best_test_acc": FRACTION, "val_acc": FRACTION}
 
-FINETUNE_KEYS = {**ACCURACY_KEYS, "steps": COUNT}
-
-MANIFEST_KEYS = {"num_train": COUNT, "num_test": COUNT}
-
-PRETRAIN_KEYS = {"pretrain_hours": NUMBER, "ssl_steps": COUNT, "ssl_pairs": COUNT}
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_numbers),
+)
 
 
 def read_json(path: Path, command: str) -> Any:
@@ -111,19 +95,19 @@ def read_json(path: Path, command: str) -> Any:
         raise SswpError(f"{path} is not valid JSON ({exc}); rerun `{command}`") from exc
 
 
-def read_metrics(path: Path, checks: dict[str, Check], command: str) -> dict[str, Any]:
-    """One metrics file whose `checks` keys are present and well-typed, the first fault named."""
+def read_metrics(path: Path, schema: str, command: str) -> dict[str, Any]:
+    """One metrics file checked against SCHEMAS[schema]: the first fault named in one line."""
     data = read_json(path, command)
     if not isinstance(data, dict):
         raise SswpError(f"{path} is not a JSON object; rerun `{command}`")
-    missing = [key for key in checks if key not in data]
+    spec = SCHEMAS[schema]
+    missing = [key for key in spec["required"] if key not in data]
     if missing:
         raise SswpError(f"{path} lacks {', '.join(missing)}; rerun `{command}`")
-    for key, check in checks.items():
-        if not check.test(data[key]):
-            raise SswpError(
-                f"{path}: {key} = {data[key]!r} is not {check.expected}; rerun `{command}`"
-            )
+    for error in Validator(spec).iter_errors(data):
+        key = error.path[0]
+        expected = spec["properties"][key]["description"]
+        raise SswpError(f"{path}: {key} = {data[key]!r} is not {expected}; rerun `{command}`")
     return data
 
 
@@ -133,6 +117,15 @@ def read_history(path: Path, command: str, need_steps: bool = False) -> Curve:
         return curve_from_history(read_json(path, command), need_steps)
     except ValueError as exc:
         raise SswpError(f"{path}: {exc}; rerun `{command}`") from exc
+
+
+def read_ssl_curve(run: Run) -> SslCurve | None:
+    """The label-free measure along a self-supervised run (None where it was not taken)."""
+    path = run.artifact / HISTORY_FILE
+    try:
+        return ssl_curve_from_history(read_json(path, run.command))
+    except ValueError as exc:
+        raise SswpError(f"{path}: {exc}; rerun `{run.command}`") from exc
 
 
 def read_alpha_history(path: Path, command: str) -> np.ndarray:
@@ -159,113 +152,96 @@ def read_alpha_history(path: Path, command: str) -> np.ndarray:
     return history.detach().to(torch.float64).numpy()
 
 
-def read_genotype(seed: int, architecture: str) -> Genotype:
+def read_genotype(search: Run, architecture: str) -> Genotype:
     """The genotype of one search's snapshot, checked to exist so the error names the seed."""
-    path = snapshot_dir(seed, architecture) / GENOTYPE_FILE
+    path = search.artifact / architecture / GENOTYPE_FILE
     if not path.is_file():
-        raise SswpError(f"{path} not found; run `{search_plan(seed).command}` first")
+        raise SswpError(f"{path} not found; run `{search.command}` first")
     return Genotype.load(path)
 
 
-@dataclass(frozen=True)
+PerSeed = list[Any]  # one entry per seed, in params.yaml's order
+
+
+@dataclass
 class Inputs:
     """Everything the report shows, per seed in params order, read before anything is built.
 
-    train[arch] and finetune[init][ratio] hold per-seed metrics; the *_curves fields the
-    matching per-seed learning curves; linear_eval[init][ratio] per-seed metrics.
+    `searches` hold each search's metrics and labels (its snapshots' scores among them),
+    `search_curves` and `pretrain_curves` the label-free measure per epoch; train[arch] and
+    finetune[init][ratio] per-seed metrics, and their *_curves the learning curves;
+    linear_eval[arm][ratio] per-seed metrics.
     """
 
-    searches: list[dict[str, Any]]
-    pretrains: list[dict[str, Any]]
-    train: dict[str, list[dict[str, Any]]]
-    train_curves: dict[str, list[Curve]]
-    finetune: dict[str, dict[float, list[dict[str, Any]]]]
-    finetune_curves: dict[str, dict[float, list[Curve]]]
-    linear_eval: dict[str, dict[float, list[dict[str, Any]]]]
-    genotypes: dict[int, Genotype]
-    alpha_history: np.ndarray
-    manifest: dict[str, Any]
-    validation_images: int | None
+    searches: PerSeed = field(default_factory=list)
+    search_curves: PerSeed = field(default_factory=list)
+    pretrains: PerSeed = field(default_factory=list)
+    pretrain_curves: PerSeed = field(default_factory=list)
+    train: dict[str, PerSeed] = field(default_factory=dict)
+    train_curves: dict[str, PerSeed] = field(default_factory=dict)
+    finetune: dict[str, dict[float, PerSeed]] = field(default_factory=dict)
+    finetune_curves: dict[str, dict[float, PerSeed]] = field(default_factory=dict)
+    linear_eval: dict[str, dict[float, PerSeed]] = field(default_factory=dict)
+    genotypes: dict[int, Genotype] = field(default_factory=dict)
+    alpha_history: np.ndarray | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    validation_images: int | None = None
 
 
 def gather(params: Params) -> Inputs:
-    """Read exactly the files params names, in pipeline order, failing on the first problem."""
+    """Read every run of the run plan, in pipeline order, failing on the first problem."""
     seeds = params.seeds
-    ratios = params.finetune.label_ratios
-    searches = [
-        {
-            **read_metrics(
-                metrics_path("search", seed_tag(s)), SEARCH_KEYS, search_plan(s).command
-            ),
-            **read_metrics(search_dir(s) / INFO_FILE, SEARCH_INFO_KEYS, search_plan(s).command),
-        }
-        for s in seeds
-    ]
-    train, train_curves = {}, {}
-    for arch in params.train.trained():
-        tags = [(train_tag(arch, s), train_plan(arch, s).command) for s in seeds]
-        train[arch] = [read_metrics(metrics_path("train", t), TRAIN_KEYS, c) for t, c in tags]
-        train_curves[arch] = [
-            read_history(artifact_dir("train", t) / HISTORY_FILE, c) for t, c in tags
-        ]
-    pretrains = [
-        read_metrics(metrics_path("pretrain", seed_tag(s)), PRETRAIN_KEYS, pretrain_plan(s).command)
-        for s in seeds
-    ]
-    finetune: dict[str, dict[float, list[dict[str, Any]]]] = {}
-    finetune_curves: dict[str, dict[float, list[Curve]]] = {}
-    for init in finetune_inits(params):
-        finetune[init], finetune_curves[init] = {}, {}
-        for ratio in ratios:
-            tags = [
-                (ratio_tag(init, ratio, s), finetune_plan(init, ratio, s).command) for s in seeds
-            ]
-            finetune[init][ratio] = [
-                read_metrics(metrics_path("finetune", t), FINETUNE_KEYS, c) for t, c in tags
-            ]
-            finetune_curves[init][ratio] = [
-                read_history(artifact_dir("finetune", t) / HISTORY_FILE, c, need_steps=True)
-                for t, c in tags
-            ]
-    linear_eval = {
-        init: {
-            ratio: [
-                read_metrics(
-                    metrics_path("linear_eval", ratio_tag(init, ratio, s)),
-                    ACCURACY_KEYS,
-                    linear_eval_plan(ratio, s).command,
-                )
-                for s in seeds
-            ]
-            for ratio in ratios
-        }
-        for init in LINEAR_EVAL_ARMS
-    }
-    manifest = read_metrics(PREPARED_DIR / MANIFEST_FILE, MANIFEST_KEYS, "sswp prepare")
+    seat = {str(seed): index for index, seed in enumerate(seeds)}
+    inputs = Inputs(**{name: [None] * len(seeds) for name in PER_SEED_FIELDS})
+
+    def slot(table: dict, *path: Any) -> PerSeed:
+        for key in path[:-1]:
+            table = table.setdefault(key, {})
+        return table.setdefault(path[-1], [None] * len(seeds))
+
+    for run in runs(params):
+        if run.stage in ("prepare", "report"):
+            continue
+        values = dict(run.values)
+        seed = seat[values["seed"]]
+        schema = SCHEMA_OF_STAGE.get(run.stage, run.stage)
+        metrics = [read_metrics(path, schema, run.command) for path in run.files]
+        if run.stage == "search":
+            info = read_metrics(run.artifact / INFO_FILE, "search info", run.command)
+            inputs.searches[seed] = {**metrics[0], **info}
+            inputs.search_curves[seed] = read_ssl_curve(run)
+            inputs.genotypes[seeds[seed]] = read_genotype(run, params.finetune.architecture)
+            if seed == 0:
+                alphas = run.artifact / ALPHA_HISTORY_FILE
+                inputs.alpha_history = read_alpha_history(alphas, run.command)
+        elif run.stage == "pretrain":
+            inputs.pretrains[seed] = metrics[0]
+            inputs.pretrain_curves[seed] = read_ssl_curve(run)
+        elif schema == "train":
+            architecture = values["architecture"]
+            slot(inputs.train, architecture)[seed] = metrics[0]
+            curve = read_history(run.artifact / HISTORY_FILE, run.command)
+            slot(inputs.train_curves, architecture)[seed] = curve
+        elif schema == "finetune":
+            init, ratio = values["init"], float(values["ratio"])
+            slot(inputs.finetune, init, ratio)[seed] = metrics[0]
+            curve = read_history(run.artifact / HISTORY_FILE, run.command, need_steps=True)
+            slot(inputs.finetune_curves, init, ratio)[seed] = curve
+        else:  # linear_eval: one metrics file per probed arm
+            for arm, arm_metrics in zip(LINEAR_EVAL_ARMS, metrics, strict=True):
+                slot(inputs.linear_eval, arm, float(values["ratio"]))[seed] = arm_metrics
+    inputs.manifest = read_manifest()
+    count = inputs.manifest.get("num_validation")
+    inputs.validation_images = count if isinstance(count, int) and count >= 0 else None
+    return inputs
+
+
+PER_SEED_FIELDS = ("searches", "search_curves", "pretrains", "pretrain_curves")
+
+
+def read_manifest() -> dict[str, Any]:
+    path = PREPARED_DIR / MANIFEST_FILE
+    manifest = read_metrics(path, "manifest", "sswp prepare")
     if not manifest.get("classes") or not isinstance(manifest.get("image_shape"), list):
-        raise SswpError(
-            f"{PREPARED_DIR / MANIFEST_FILE} lacks classes or image_shape; rerun `sswp prepare`"
-        )
-    genotypes = {s: read_genotype(s, params.finetune.architecture) for s in seeds}
-    alpha_history = read_alpha_history(
-        search_dir(seeds[0]) / ALPHA_HISTORY_FILE, search_plan(seeds[0]).command
-    )
-    return Inputs(
-        searches=searches,
-        pretrains=pretrains,
-        train=train,
-        train_curves=train_curves,
-        finetune=finetune,
-        finetune_curves=finetune_curves,
-        linear_eval=linear_eval,
-        genotypes=genotypes,
-        alpha_history=alpha_history,
-        manifest=manifest,
-        validation_images=validation_images(manifest),
-    )
-
-
-def validation_images(manifest: dict[str, Any]) -> int | None:
-    """How many training images the validation split holds, as `sswp prepare` recorded it."""
-    count = manifest.get("num_validation")
-    return int(count) if COUNT.test(count) else None
+        raise SswpError(f"{path} lacks classes or image_shape; rerun `sswp prepare`")
+    return manifest

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from sswp.report.arms import ALL_ARMS, ratio_key
+from sswp.report.learned import SslCheck
 from sswp.report.stats import VERDICT_CODES
 from sswp.report.tables import _present
 
@@ -49,7 +50,11 @@ def metrics_dict(
 
 
 def headline(
-    main: pd.DataFrame, ratios: pd.DataFrame, comparisons: pd.DataFrame, architecture: str
+    main: pd.DataFrame,
+    ratios: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    architecture: str,
+    checks: Mapping[str, SslCheck] | None = None,
 ) -> dict[str, Any]:
     """The few numbers that `dvc metrics show` and `dvc exp show` display, short-keyed.
 
@@ -57,8 +62,10 @@ def headline(
     when it was not trained). Then per label ratio (`ratio_key`), in HEADLINE_ARMS' short
     keys, every finetuned arm's mean test accuracy (%), and under HEADLINE_VERDICTS the
     verdict code of the finetuned preserved weights against that arm (absent with one seed:
-    no interval). The paired differences and their intervals are in metrics.json and
-    comparisons.csv: as DVC metrics they would make the tables wider than 200 columns.
+    no interval). Under `learned`, whether each self-supervised arm's backbone learned (1)
+    or not (0), by the label-free measure (`checks`). The paired differences and their
+    intervals are in metrics.json and comparisons.csv: as DVC metrics they would make the
+    tables wider than 200 columns.
     """
     out: dict[str, Any] = {}
     row = main[main["architecture"] == architecture]
@@ -75,4 +82,6 @@ def headline(
             if r.verdict in VERDICT_CODES:
                 entry[HEADLINE_VERDICTS[r.opponent]] = VERDICT_CODES[r.verdict]
         out[ratio_key(float(ratio))] = entry
+    if checks:
+        out["learned"] = {HEADLINE_ARMS[arm]: int(check.learned) for arm, check in checks.items()}
     return out

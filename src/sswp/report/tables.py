@@ -26,6 +26,7 @@ from sswp.report.arms import (
     ratio_label,
 )
 from sswp.report.curves import NEAR_FINAL, RISE_POINTS, Curve, steps_to_near_final
+from sswp.report.learned import NOT_LEARNED, not_learned_note
 from sswp.report.stats import BETTER, CONFIDENCE, NO_DIFFERENCE, WORSE
 from sswp.report.verdicts import (
     NEAR_CHANCE,
@@ -171,11 +172,22 @@ def _present(value: Any) -> bool:
     return value is not None and not pd.isna(value)
 
 
-def mean_std_text(mean: float, std: float | None, mark: bool = False, rising: bool = False) -> str:
+def mean_std_text(
+    mean: float,
+    std: float | None,
+    mark: bool = False,
+    rising: bool = False,
+    unlearned: bool = False,
+) -> str:
     """`12.35 ± 0.50`, or just `12.35` where a single seed gives no deviation; `mark` adds
-    the near-chance sign, `rising` the not-converged one."""
+    the near-chance sign, `rising` the not-converged one, `unlearned` the sign of an arm
+    whose self-supervision did not learn."""
     text = f"{mean:.2f} ± {std:.2f}" if _present(std) else f"{mean:.2f}"
-    signs = [sign for sign, on in ((NEAR_CHANCE, mark), (STILL_RISING, rising)) if on]
+    signs = [
+        sign
+        for sign, on in ((NEAR_CHANCE, mark), (STILL_RISING, rising), (NOT_LEARNED, unlearned))
+        if on
+    ]
     return " ".join([text, *signs])
 
 
@@ -231,12 +243,13 @@ def label_ratio_markdown(
     best: bool = False,
     rising: Collection[tuple[float, str]] = (),
     validation: bool = False,
+    unlearned: Collection[str] = (),
 ) -> str:
     """The long label-ratio table, widened: one row per ratio, one `mean ± std` column per arm.
 
     `best` shows the best-over-epochs accuracies instead of the final epoch's, `validation`
     the validation split's. A mean within reach of chance is marked, and so is every
-    (ratio, arm key) in `rising`.
+    (ratio, arm key) in `rising` and every arm key in `unlearned`.
     """
     labels = {a.key: a.label for a in ALL_ARMS}
     keys = list(dict.fromkeys(table["arm"]))
@@ -248,6 +261,7 @@ def label_ratio_markdown(
             getattr(r, std),
             near_chance(getattr(r, mean), num_classes),
             (r.label_ratio, r.arm) in rising,
+            r.arm in unlearned,
         )
         for r in table.itertuples()
     }
@@ -263,25 +277,33 @@ def label_ratio_sections(
     num_classes: int,
     rising: Collection[tuple[float, str]],
     title: Callable[[str], str],
+    unlearned: Collection[str] = (),
 ) -> list[str]:
     """The final-epoch and best-over-epochs tables, each under `title(note)`, the validation
     table when the runs recorded one, and the notes: for label_ratio.md and the summary."""
+    marks = {"rising": rising, "unlearned": unlearned}
     lines: list[str] = []
     for note, best in ((FINAL_EPOCH_NOTE, False), (BEST_EPOCH_NOTE, True)):
-        table_md = label_ratio_markdown(table, num_classes, best=best, rising=rising)
+        table_md = label_ratio_markdown(table, num_classes, best=best, **marks)
         lines += [title(note), "", table_md, ""]
     if not table["val_mean"].isna().all():
-        table_md = label_ratio_markdown(table, num_classes, rising=rising, validation=True)
+        table_md = label_ratio_markdown(table, num_classes, validation=True, **marks)
         lines += [f"Validation accuracy (%), {VALIDATION_NOTE}:", "", table_md, ""]
-    return [*lines, chance_note(num_classes), "", still_rising_note(), ""]
+    notes = [chance_note(num_classes), still_rising_note()]
+    if unlearned:
+        notes.append(not_learned_note())
+    return [*lines, *(line for note in notes for line in (note, ""))]
 
 
 def label_ratio_md(
-    table: pd.DataFrame, num_classes: int, rising: Collection[tuple[float, str]] = ()
+    table: pd.DataFrame,
+    num_classes: int,
+    rising: Collection[tuple[float, str]] = (),
+    unlearned: Collection[str] = (),
 ) -> str:
     """results/label_ratio.md: the final-epoch table, the best-over-epochs one, the notes."""
     title = "Test accuracy (%), {}:".format
-    return "\n".join(label_ratio_sections(table, num_classes, rising, title))
+    return "\n".join(label_ratio_sections(table, num_classes, rising, title, unlearned))
 
 
 LEARNING_COLUMNS = ("label_ratio", "arm", "final_mean", "steps_to_90_mean", "steps_mean", "n")

@@ -130,6 +130,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
         "objective_loss": final["objective_loss"],
         "objective_acc": final["objective_acc"],
         **{key: final[key] for key in ("val_ssl_loss", "val_ssl_acc") if key in final},
+        **({} if heldout is None else {"val_ssl_chance": heldout.chance}),
         "op_updates": steps,
         "op_lr_updates": loop.lr_sum,
         "pretrain_hours": loop.clock.hours(),
