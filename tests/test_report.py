@@ -18,6 +18,7 @@ import yaml
 from sswp.config.load import params_from_dict
 from sswp.errors import SswpError
 from sswp.nas.genotype import derive_genotype
+from sswp.pipeline.plan import search_plan
 from sswp.report.arms import ALL_ARMS, arms, error_stats, method_name, ratio_key, ratio_label
 from sswp.report.build import curve_panels
 from sswp.report.compare import compare
@@ -28,7 +29,6 @@ from sswp.report.figures import (
     label_ratio_png,
     training_curves_png,
 )
-from sswp.pipeline.plan import search_plan
 from sswp.report.gather import gather, read_genotype
 from sswp.report.learned import not_learned_note
 from sswp.report.metrics import headline, metrics_dict
