@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test verify slurm-test lint bench image image-test sif dvc-yaml params-schema
+.PHONY: setup lock repro snakemake test verify sweep slurm-test lint bench image image-test sif dvc-yaml params-schema
 
 setup: $(STAMP)
 
@@ -70,6 +70,27 @@ test: $(STAMP)
 # Rerun the committed default in a scratch folder and compare it with the committed results.
 verify: $(STAMP)
 	sswp verify
+
+# The trial across search budgets (docs/sweep.md): the default at each search.epochs below,
+# one DVC experiment each (`sweep-e<epochs>`), queued and run one at a time by DVC's queue,
+# then gathered into results/sweep/. A budget already kept as an experiment of this commit
+# is not run again, so after an interruption `make sweep` carries on where it stopped.
+SWEEP_EPOCHS ?= 10 40 100
+sweep: $(STAMP)
+	@head=$$(git rev-parse HEAD); \
+	for epochs in $(SWEEP_EPOCHS); do \
+		name=sweep-e$$epochs; \
+		if git show-ref --quiet "refs/exps/$${head:0:2}/$${head:2}/$$name"; then \
+			echo "$$name: kept already"; \
+		elif dvc queue status | grep -q " $$name "; then \
+			echo "$$name: queued already"; \
+		else \
+			dvc exp run --queue --name $$name -S search.epochs=$$epochs; \
+		fi; \
+	done
+	dvc queue start --jobs 1
+	while dvc queue status | grep -Eq "Queued|Running"; do sleep 60; done
+	sswp sweep $(addprefix sweep-e,$(SWEEP_EPOCHS))
 
 # The Slurm profile on a real single-node Slurm cluster with accounting: installs the Debian
 # packages and starts the daemons (tests/slurm/cluster.sh; needs root, no systemd), runs

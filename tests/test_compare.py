@@ -97,10 +97,54 @@ def test_flatten_makes_dotted_keys_and_keeps_lists():
     }
 
 
-def test_missing_folder(tmp_path, runs):
-    with pytest.raises(SswpError, match=r"nowhere is not a folder; give a results/ folder") as err:
-        compare(tmp_path / "nowhere", runs[0])
+def test_missing_folder(tmp_path, runs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    message = r"'nowhere' is neither a folder, a git revision nor a DVC experiment"
+    with pytest.raises(SswpError, match=message) as err:
+        compare("nowhere", runs[0])
     assert "\n" not in str(err.value)
+
+
+def _git(*args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+    }
+    env["GIT_COMMITTER_EMAIL"] = "t@t"
+    done = subprocess.run(["git", *args], check=True, capture_output=True, text=True, env=env)
+    return done.stdout.strip()
+
+
+def test_revisions_and_experiments_compare_like_folders(tmp_path, runs, monkeypatch):
+    """Each commit, and each DVC experiment (a commit under refs/exps/), holds its results/."""
+    monkeypatch.chdir(tmp_path)
+    _git("init", "-q")
+    _results(tmp_path / "results", PARAMS_A, METRICS_A)
+    _git("add", "results")
+    _git("commit", "-qm", "A")
+    first = _git("rev-parse", "HEAD")
+    for name, content in (("params.yaml", PARAMS_B), ("metrics.json", METRICS_B)):
+        text = (
+            yaml.safe_dump(content, sort_keys=True)
+            if name.endswith("yaml")
+            else json.dumps(content)
+        )
+        (tmp_path / "results" / name).write_text(text)
+    _git("commit", "-qam", "B")
+    # An experiment run from the first commit, as DVC names its refs.
+    _git("update-ref", f"refs/exps/{first[:2]}/{first[2:]}/wide-lr", "HEAD")
+    by_folder = compare(runs[0], runs[1]).text.splitlines()[2:]
+    by_rev = compare("HEAD~1", "wide-lr")
+    assert by_rev.differ and by_rev.text.splitlines()[2:] == by_folder
+    assert by_rev.text.startswith(f"A: HEAD~1 ({first[:12]})\nB: wide-lr (")
+    with pytest.raises(SswpError, match=r"results/params.yaml not found at [0-9a-f]{12}"):
+        _git("commit", "-q", "--allow-empty", "-m", "C")
+        _git("rm", "-rq", "results")
+        _git("commit", "-qm", "D")
+        compare("HEAD", "HEAD~1")
 
 
 def test_missing_metrics(runs):

@@ -33,9 +33,13 @@ STAGES = {
     "linear-eval": "linear classifiers on the frozen preserved and two-stage backbones",
     "report": "tables and plots in results/",
 }
-COMPARE_HELP = "print the params and metrics that differ between two result folders"
+COMPARE_HELP = "print the params and metrics that differ between two runs' results"
 DVC_YAML_HELP = "write dvc.yaml from the stage contract and params.yaml's runs"
 SCHEMA_HELP = "write params.yaml's JSON schema (for Snakemake) from the params dataclasses"
+SWEEP_HELP = (
+    "gather DVC experiments of several search budgets (default: every `sweep-...` one) into "
+    "results/sweep/: a table, a figure and each one's params"
+)
 VERIFY_HELP = (
     "rerun the committed default (or some of its stages or runs) in a scratch folder and "
     "print every metric and genotype that differs from the committed ones"
@@ -60,8 +64,12 @@ def build_parser(stages_with_arguments: Iterable[str] = STAGES) -> argparse.Argu
         if name in stages_with_arguments:
             stage_module(name).add_arguments(stage_parser)
     compare = sub.add_parser("compare", help=COMPARE_HELP, description=COMPARE_HELP)
-    compare.add_argument("run_a", metavar="RUN_A", help="a results/ folder, or a run folder")
-    compare.add_argument("run_b", metavar="RUN_B", help="the folder to compare it with")
+    compare.add_argument(
+        "run_a",
+        metavar="RUN_A",
+        help="a results/ folder or a run folder, or a git revision or DVC experiment name",
+    )
+    compare.add_argument("run_b", metavar="RUN_B", help="the run to compare it with, alike")
     dvc_yaml = sub.add_parser("dvc-yaml", help=DVC_YAML_HELP, description=DVC_YAML_HELP)
     dvc_yaml.add_argument(
         "--params", default="params.yaml", help="params file (default: params.yaml)"
@@ -71,6 +79,8 @@ def build_parser(stages_with_arguments: Iterable[str] = STAGES) -> argparse.Argu
     params_schema.add_argument(
         "--output", default=SCHEMA_FILE, help=f"where (default: {SCHEMA_FILE})"
     )
+    sweep = sub.add_parser("sweep", help=SWEEP_HELP, description=SWEEP_HELP)
+    sweep.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment names")
     checker = sub.add_parser("verify", help=VERIFY_HELP, description=VERIFY_HELP)
     checker.add_argument(
         "--params", default="params.yaml", help="params file (default: params.yaml)"
@@ -120,7 +130,7 @@ def compare(args: argparse.Namespace) -> int:
     from sswp.report.compare import compare as compare_results
 
     try:
-        result = compare_results(Path(args.run_a), Path(args.run_b))
+        result = compare_results(args.run_a, args.run_b)
     except SswpError as exc:
         print(f"sswp compare: error: {exc}", file=sys.stderr)
         return 2
@@ -180,6 +190,21 @@ def verify(args: argparse.Namespace) -> int:
     return 1 if result.differ else 0
 
 
+def sweep(args: argparse.Namespace) -> int:
+    """Gather the sweep's experiments into results/sweep/; exit 2 on a missing one."""
+    from sswp.report.sweep import SWEEP_DIR, sweep_names, write_sweep
+
+    try:
+        points = write_sweep(args.experiments or sweep_names())
+    except SswpError as exc:
+        print(f"sswp sweep: error: {exc}", file=sys.stderr)
+        return 2
+    for point in points:
+        print(f"{point.name}: search.epochs {point.epochs}, {point.steps:,.0f} SimCLR steps")
+    print(f"sweep: {len(points)} experiments -> {SWEEP_DIR}")
+    return 0
+
+
 def torchrun_command(gpus: int, argv: Sequence[str]) -> list[str]:
     """Relaunch this very command as `gpus` DDP processes (one per GPU) under torchrun."""
     return [
@@ -212,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return write_dvc_yaml(args)
     if args.stage == "verify":
         return verify(args)
+    if args.stage == "sweep":
+        return sweep(args)
     if args.stage == "params-schema":
         write_text(args.output, schema_text())
         return 0

@@ -1,7 +1,8 @@
 """Compare two runs' results: which params differ and how every reported metric moved.
 
 It reads only the params.yaml and metrics.json that `sswp report` writes into results/, so
-it is light (no torch) and works on any two result folders, wherever they were made.
+it is light (no torch) and works on any two result folders, wherever they were made, and
+on any two git revisions or DVC experiments, whose commits carry their results/.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from sswp.config import yaml12
 from sswp.errors import SswpError
 from sswp.pipeline.paths import RESULTS_DIR
+from sswp.report.revisions import read_at, resolve
 
 METRICS_FILE = "metrics.json"
 PARAMS_FILE = "params.yaml"
@@ -32,25 +34,46 @@ def results_folder(path: Path) -> Path:
     return nested if not (path / METRICS_FILE).is_file() and nested.is_dir() else path
 
 
+def _parse(text: str, parse: Any, kind: str, where: str) -> dict[str, Any]:
+    try:
+        data = parse(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise SswpError(f"{where} is not valid {kind} ({reason}); rerun `sswp report`") from exc
+    if not isinstance(data, dict):
+        raise SswpError(f"{where} is not a {kind} mapping; rerun `sswp report`")
+    return data
+
+
 def _read(path: Path, parse: Any, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise SswpError(f"{path} not found; run `sswp report` in that run first")
     try:
-        data = parse(path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise SswpError(f"{path} is not valid {kind} ({reason}); rerun `sswp report`") from exc
-    if not isinstance(data, dict):
-        raise SswpError(f"{path} is not a {kind} mapping; rerun `sswp report`")
-    return data
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise SswpError(f"{path} is not valid {kind} ({exc}); rerun `sswp report`") from exc
+    return _parse(text, parse, kind, str(path))
 
 
-def read_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One side's params and metrics, from a results/ folder or the run folder holding it."""
-    folder = results_folder(path)
-    params = _read(folder / PARAMS_FILE, yaml12.load, "YAML")
-    metrics = _read(folder / METRICS_FILE, json.loads, "JSON")
-    return params, metrics
+def read_run(side: str | Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """One side's name, params and metrics: from a results/ folder or the run folder holding
+    it, or else from a git revision or DVC experiment of the repository here."""
+    path = Path(side)
+    if path.is_dir():
+        folder = results_folder(path)
+        params = _read(folder / PARAMS_FILE, yaml12.load, "YAML")
+        return str(folder), params, _read(folder / METRICS_FILE, json.loads, "JSON")
+    if path.exists():
+        raise SswpError(f"{path} is not a folder; give a results/ folder or a run folder")
+    commit = resolve(str(side))
+    files = [f"{RESULTS_DIR}/{name}" for name in (PARAMS_FILE, METRICS_FILE)]
+    params, metrics = (
+        _parse(read_at(commit, name), parse, kind, f"{side}:{name}")
+        for name, parse, kind in zip(
+            files, (yaml12.load, json.loads), ("YAML", "JSON"), strict=True
+        )
+    )
+    return f"{side} ({commit[:12]})", params, metrics
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -128,13 +151,15 @@ class Comparison:
     differ: bool
 
 
-def compare(a: Path, b: Path) -> Comparison:
+def compare(a: str | Path, b: str | Path) -> Comparison:
     """Both runs read, diffed and laid out: the params that differ, then every metric."""
-    params_a, metrics_a = (flatten(part) for part in read_run(Path(a)))
-    params_b, metrics_b = (flatten(part) for part in read_run(Path(b)))
+    name_a, *parts_a = read_run(a)
+    name_b, *parts_b = read_run(b)
+    params_a, metrics_a = (flatten(part) for part in parts_a)
+    params_b, metrics_b = (flatten(part) for part in parts_b)
     lines = [
-        f"A: {results_folder(Path(a))}",
-        f"B: {results_folder(Path(b))}",
+        f"A: {name_a}",
+        f"B: {name_b}",
         "",
         *params_section(params_a, params_b),
         "",
