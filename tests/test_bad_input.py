@@ -250,7 +250,7 @@ def test_image_folder_with_no_classes(fresh, capsys):
 
 
 def test_ratio_not_in_params_is_refused_like_a_seed(workdir, capsys):
-    for stage in (["finetune", "--init", "random"], ["linear-eval"]):
+    for stage in (["finetune", "--init", "random"], ["linear_eval"]):
         _fails_cleanly(
             capsys, [*stage, "--ratio", "0.3"], "--ratio 0.3 is not in", "finetune.label_ratios"
         )

@@ -50,7 +50,7 @@ def test_the_report_tracks_every_top_level_param():
 
 
 def test_every_metrics_file_of_the_committed_params_is_committed():
-    """Each metrics file that `make repro` writes for params.yaml, every linear-eval arm's too."""
+    """Each metrics file that `make repro` writes for params.yaml, every linear_eval arm's too."""
     planned = contract.runs(load_params(REPO / "params.yaml"))
     expected = {path.as_posix() for run in planned for path in run.files}
     committed = {p.relative_to(REPO).as_posix() for p in (REPO / "metrics").rglob("*.json")}
@@ -62,7 +62,7 @@ def test_every_metrics_file_of_the_committed_params_is_committed():
 def test_each_run_is_named_by_its_tag_and_runs_its_stage_command():
     planned = {run.name: run for run in contract.runs(load_params(REPO / "params.yaml"))}
     probe = planned["linear_eval/0.02-seed-1"]
-    assert probe.command == "sswp linear-eval --seed 1 --ratio 0.02"
+    assert probe.command == "sswp linear_eval --seed 1 --ratio 0.02"
     assert probe.log_name == "linear_eval-0.02-seed-1"
     assert [p.as_posix() for p in probe.files] == [
         f"metrics/linear_eval/{arm}-0.02-seed-1.json" for arm in contract.LINEAR_EVAL_ARMS

@@ -78,7 +78,7 @@ def test_a_search_that_cannot_learn_is_marked_and_said_to_test_nothing(
         ["train", "--architecture", "pdarts"],
         ["pretrain"],
         *(["finetune", "--init", i, "--ratio", str(r)] for i in inits for r in ratios),
-        *(["linear-eval", "--ratio", str(r)] for r in ratios),
+        *(["linear_eval", "--ratio", str(r)] for r in ratios),
         ["report"],
     ]
     for command in commands:

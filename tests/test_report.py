@@ -872,7 +872,7 @@ def test_training_curve_panels(params, run_dir):
             "artifacts/finetune/two_stage-1.0-seed-0/history.json",
             "sswp finetune --seed 0 --init two_stage --ratio 1.0",
         ),
-        ("metrics/linear_eval/two_stage-0.1-seed-1.json", "sswp linear-eval --seed 1 --ratio 0.1"),
+        ("metrics/linear_eval/two_stage-0.1-seed-1.json", "sswp linear_eval --seed 1 --ratio 0.1"),
         ("artifacts/search/seed-1/final/genotype.json", "sswp search --seed 1"),
         ("artifacts/search/seed-0/alpha_history.pt", "sswp search --seed 0"),
     ],

@@ -30,7 +30,7 @@ STAGES = {
     "train": "train a searched or reference architecture from scratch",
     "pretrain": "two-stage baseline: SimCLR pre-training of the derived network",
     "finetune": "finetune at a label ratio from preserved, random or two-stage weights",
-    "linear-eval": "linear classifiers on the frozen preserved and two-stage backbones",
+    "linear_eval": "linear classifiers on the frozen preserved and two-stage backbones",
     "report": "tables and plots in results/",
 }
 COMPARE_HELP = "print the params and metrics that differ between two runs' results"
@@ -100,7 +100,7 @@ def build_parser(stages_with_arguments: Iterable[str] = STAGES) -> argparse.Argu
 
 
 def stage_module(stage: str):
-    return importlib.import_module(f"sswp.stages.{stage.replace('-', '_')}")
+    return importlib.import_module(f"sswp.stages.{stage}")
 
 
 DISTRIBUTED_STAGES = ("search", "train", "pretrain", "finetune")

@@ -128,7 +128,7 @@ def test_several_gpus_launch_torchrun(plan):
     for rule in CPU_RULES:
         assert jobs[rule][0]["shell"].startswith(f"{CHECKOUT_CODE}sswp {rule} ")
     for job in jobs["linear_eval"]:
-        assert job["shell"].startswith(f"{CHECKOUT_CODE}sswp linear-eval ")
+        assert job["shell"].startswith(f"{CHECKOUT_CODE}sswp linear_eval ")
 
 
 def test_jobs_run_in_the_sswp_image(plan):

@@ -98,5 +98,5 @@ rule linear_eval:
     benchmark:
         "logs/benchmarks/linear_eval-{ratio}-seed-{seed}.tsv"
     shell:
-        f"{SSWP} linear-eval --params {{params.file}} --seed {{wildcards.seed}}"
+        f"{SSWP} linear_eval --params {{params.file}} --seed {{wildcards.seed}}"
         f" --ratio {{wildcards.ratio}} 2> {{log}}"

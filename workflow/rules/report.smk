@@ -23,12 +23,17 @@ rule report:
         report(
             "results/alpha_heatmap.png", caption="../report/alpha_heatmap.rst", category="Plots"
         ),
-        "results/budget.csv",
+        report("results/budget.csv", caption="../report/budget.rst", category="Tables"),
         "results/budget.md",
-        "results/comparisons.csv",
+        report("results/comparisons.csv", caption="../report/comparisons.rst", category="Tables"),
         "results/comparisons.md",
         "results/learning_curves.csv",
-        "results/learning_curves.png",
+        report(
+            "results/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Plots",
+        ),
+        report("results/ssl_curves.png", caption="../report/ssl_curves.rst", category="Plots"),
         "results/metrics.json",
         "results/machine.json",
         "results/headline.json",

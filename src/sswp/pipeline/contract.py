@@ -228,7 +228,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             "linear_eval",
-            "sswp linear-eval --seed {seed} --ratio {ratio}",
+            "sswp linear_eval --seed {seed} --ratio {ratio}",
             (*_LABELLED, "linear_eval"),
             (
                 *_CHILD_CODE,

@@ -46,12 +46,12 @@ def train_tag(architecture: str, seed: int) -> str:
 
 
 def probe_tag(ratio: float | str, seed: int) -> str:
-    """Tag of one linear-eval run, which probes both backbones: e.g. `0.1-seed-0`."""
+    """Tag of one linear_eval run, which probes both backbones: e.g. `0.1-seed-0`."""
     return f"{float(ratio)}-{seed_tag(seed)}"
 
 
 def ratio_tag(init: str, ratio: float | str, seed: int) -> str:
-    """Tag of one finetune run or linear-eval arm, e.g. `preserved-0.1-seed-0`.
+    """Tag of one finetune run or linear_eval arm, e.g. `preserved-0.1-seed-0`.
 
     The ratio is written as Python writes the float, the form dvc.yaml's matrix produces.
     """

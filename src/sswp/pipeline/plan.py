@@ -57,6 +57,6 @@ def plan_for(stage: str, params: Params, args: argparse.Namespace) -> Run:
         return pretrain_plan(seed)
     if stage == "finetune":
         return finetune_plan(args.init, args.ratio, seed)
-    if stage == "linear-eval":
+    if stage == "linear_eval":
         return linear_eval_plan(args.ratio, seed)
     return report_plan(params)

@@ -1,4 +1,4 @@
-"""Run selection: `--seed` (every per-seed stage) and `--ratio` (finetune, linear-eval) must
+"""Run selection: `--seed` (every per-seed stage) and `--ratio` (finetune, linear_eval) must
 name one of params.yaml's runs, so every result belongs to the tracked pipeline."""
 
 from __future__ import annotations

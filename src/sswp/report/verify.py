@@ -39,7 +39,7 @@ from sswp.pipeline.paths import (
 TIMING_FIELDS = frozenset({"search_hours", "train_hours", "pretrain_hours"})
 # Where a rerun is not bit-identical by design: |a - b| <= max(REL * |b|, ABS).
 TOLERANCE = {"rel": 0.05, "abs": 0.02}
-STAGE_ORDER = ("search", "train", "pretrain", "finetune", "linear-eval", "report")
+STAGE_ORDER = ("search", "train", "pretrain", "finetune", "linear_eval", "report")
 SUMMARY_MD = RESULTS_DIR / "summary.md"
 HEADLINE_JSON = RESULTS_DIR / "headline.json"
 LINEAR_EVAL_ARMS = ("preserved", "two_stage", "random")
@@ -96,8 +96,8 @@ def default_runs(params: Params) -> list[Run]:
                 METRICS_DIR / "linear_eval" / f"{ratio_tag(arm, ratio, seed)}.json"
                 for arm in LINEAR_EVAL_ARMS
             )
-            args = ("linear-eval", "--seed", s, "--ratio", str(ratio))
-            runs.append(Run("linear-eval", tag, args, paths, (search, pretrain)))
+            args = ("linear_eval", "--seed", s, "--ratio", str(ratio))
+            runs.append(Run("linear_eval", tag, args, paths, (search, pretrain)))
     everything = tuple(run.name for run in runs)
     runs.append(Run("report", "", ("report",), (HEADLINE_JSON,), everything))
     return runs

@@ -1,4 +1,4 @@
-"""`sswp linear-eval`: linear classifiers on frozen backbones at one label ratio.
+"""`sswp linear_eval`: linear classifiers on frozen backbones at one label ratio.
 
 Every arm's backbone is probed with the same labels (this seed's labelled subset), with
 BatchNorm statistics re-estimated on unlabelled training images first, under
@@ -70,7 +70,7 @@ class Probed:
 
 @dataclass(frozen=True)
 class LabelledRun:
-    """What every arm of one linear-eval run shares."""
+    """What every arm of one linear_eval run shares."""
 
     params: Params
     data: ArrayDataset

@@ -3,7 +3,7 @@
 Random init, every training image outside the validation split or the search's weight half
 (`pretrain.images`), labels unused; the backbone it leaves in
 artifacts/pretrain/seed-S/ initialises `sswp finetune --init two_stage` and
-`sswp linear-eval`'s two-stage arm.
+`sswp linear_eval`'s two-stage arm.
 """
 
 from __future__ import annotations
