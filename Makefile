@@ -61,7 +61,7 @@ params-schema: $(STAMP)
 	sswp params-schema
 
 snakemake: $(STAMP)
-	snakemake --profile workflow/profiles/default
+	snakemake
 
 # Tests run single-threaded, so one pytest worker per core (at most 4: each loads torch).
 test: $(STAMP)

@@ -1,5 +1,11 @@
 # The SSWP-NAS pipeline for Snakemake: the same `sswp <stage>` commands and artifact
-# layout as dvc.yaml; both take each stage's code, params and runs from src/sswp/pipeline/contract.py.
+# layout as dvc.yaml; both take each stage's code, params and runs from the stage contract,
+# src/sswp/pipeline/contract.py.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
 configfile: "params.yaml"
 
 
@@ -9,7 +15,33 @@ include: "workflow/rules/children.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    write_resolved_params()
+
+
+# Cheap rules run on the machine that runs Snakemake, never as cluster jobs.
+localrules:
+    all,
+    prepare,
+    report,
+    params_digest,
+
+
 rule all:
     input:
         REPORT_OUTPUTS,
     default_target: True
+
+
+# The params digest that reruns a stage whose output other params made (params_digest_input).
+rule params_digest:
+    output:
+        temp(".sswp/params/{folder}/{digest}.sha256"),
+    wildcard_constraints:
+        digest="[0-9a-f]{16}",
+    container:
+        SSWP_IMAGE
+    log:
+        "logs/snakemake/params_digest/{folder}-{digest}.log",
+    shell:
+        "echo {wildcards.digest} > {output} 2> {log}"

@@ -129,7 +129,9 @@ class MomentumAge:
                 continue
             params = [p for p in edge.ops[edge.active].parameters() if p.grad is not None]
             buffers = [optimizer.state.get(p, {}).get("momentum_buffer") for p in params]
-            if params and all(b is not None for b in buffers):
+            if not params:
+                continue  # not trained in this step (fixed-sparse drops its gradient)
+            if all(b is not None for b in buffers):
                 grad = torch.cat([p.grad.flatten() for p in params])
                 buffer = torch.cat([b.flatten() for b in buffers])
                 cosine = torch.nn.functional.cosine_similarity(grad, buffer, dim=0)

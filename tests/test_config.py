@@ -69,9 +69,9 @@ def test_bounds_and_enums_come_from_the_field_declarations():
     assert schema()["properties"]["pretrain"]["properties"]["batch_size"]["minimum"] == 2
 
 
-def test_the_readme_params_table_names_every_param_of_each_group_and_no_other():
+def test_the_params_page_table_names_every_param_of_each_group_and_no_other():
     rows = {}
-    for line in (REPO / "README.md").read_text().splitlines():
+    for line in (REPO / "docs" / "params.md").read_text().splitlines():
         match = re.match(r"\| `(\w+)` \| (.*) \|$", line)
         if match:
             rows[match[1]] = match[2]
@@ -83,8 +83,8 @@ def test_the_readme_params_table_names_every_param_of_each_group_and_no_other():
             continue
         named = set(re.findall(r"`(\w+)`", rows[spec.name]))
         keys = {field.name for field in file_fields(hint)}
-        assert keys <= named, f"README params table, {spec.name}: missing {keys - named}"
-        assert named - keys <= set(groups), f"README, {spec.name}: unknown {named - keys}"
+        assert keys <= named, f"docs/params.md table, {spec.name}: missing {keys - named}"
+        assert named - keys <= set(groups), f"docs/params.md, {spec.name}: unknown {named - keys}"
 
 
 @pytest.mark.parametrize(

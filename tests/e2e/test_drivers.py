@@ -161,8 +161,8 @@ def test_snakemake_report_holds_the_tables_and_plots_with_captions(snakemake_run
 
 
 def _readme_exp_show() -> list[str]:
-    """The `dvc exp show` command of the README's "Comparing runs" block, as argv."""
-    readme = (REPO / "README.md").read_text().split("## Comparing runs", 1)[1]
+    """The README's `dvc exp show` command (its first), as argv."""
+    readme = (REPO / "README.md").read_text()
     line = next(ln for ln in readme.splitlines() if ln.startswith("dvc exp show"))
     return shlex.split(line.split("#", 1)[0])
 

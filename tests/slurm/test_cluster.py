@@ -1,6 +1,6 @@
 """The shipped Slurm profile on a real single-node Slurm cluster with accounting.
 
-One pipeline run through a profile derived from workflow/profiles/slurm/config.yaml (site
+One pipeline run through a profile derived from profiles/slurm/config.yaml (site
 values replaced, containers dropped) is checked against a local `snakemake --cores 2` run of
 the same params. While its search job runs, Slurm requeues it (what a preemption does) and,
 once the requeued job has resumed, the stage is stopped so that the job fails and Snakemake
@@ -28,7 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CLUSTER = Path(__file__).with_name("cluster.sh")
-SHIPPED_PROFILE = REPO / "workflow/profiles/slurm/config.yaml"
+SHIPPED_PROFILE = REPO / "profiles/slurm/config.yaml"
 # The site values of cluster.sh's test cluster.
 ACCOUNT, PARTITION = "sswp-test", "debug"
 # Wall-clock fields differ between any two runs.
@@ -186,7 +186,7 @@ def runs(cluster, tmp_path_factory, repo_copy, tiny_config, merge_config):
     # Each in its own process group, so that a failed test stops them and their jobs.
     with open(slurm_log, "w") as out:
         slurm = subprocess.Popen(
-            ["snakemake", "--profile", str(profile_dir)],
+            ["snakemake", "--workflow-profile", str(profile_dir)],
             cwd=slurm_root,
             env=_env(),
             stdout=out,
@@ -355,7 +355,7 @@ def test_gpu_jobs_on_a_cluster_without_gpu_gres_stop_before_submitting(
     profile_dir = tmp_path / "profile"
     derive_profile(profile_dir)
     proc = subprocess.run(
-        ["snakemake", "--profile", str(profile_dir)],
+        ["snakemake", "--workflow-profile", str(profile_dir)],
         cwd=root,
         env=_env(),
         capture_output=True,

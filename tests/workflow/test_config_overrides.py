@@ -1,4 +1,5 @@
-"""`snakemake --config` overrides: values are read as YAML, so nested keys and lists work."""
+"""`snakemake --config` overrides: values are read as YAML, so nested keys and lists work;
+the stages read the validated config, and a dry run writes none of it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from dvc.utils.serialize import modify_yaml
 BIN = Path(sys.executable).parent
 
 
-def _dry_run(root: Path, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        ["snakemake", "-n", "--cores", "1", *args],
+        ["snakemake", "--cores", "1", *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -31,7 +32,11 @@ def test_nested_keys_and_lists_reach_the_stages_typed(tmp_path, tiny_config, rep
         "seeds=[0, 1]",
         'runtime={"compile": "off", "amp": "off"}',  # "off" stays a word, not YAML 1.1's false
     ]
-    proc = _dry_run(root, "--config", *overrides)
+    planned = _snakemake(root, "-n", "--config", *overrides)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "artifacts/search/seed-1" in planned.stdout
+    assert not (root / ".snakemake/sswp").exists()  # a dry run writes nothing
+    proc = _snakemake(root, "data/prepared", "--config", *overrides)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     resolved = yaml.safe_load((root / ".snakemake/sswp/params.yaml").read_text())
     assert resolved["search"]["epochs"] == 12 and resolved["search"]["weight_lr"] == 0.001
@@ -39,7 +44,6 @@ def test_nested_keys_and_lists_reach_the_stages_typed(tmp_path, tiny_config, rep
     assert resolved["search"]["layers"] == tiny_config["search"]["layers"]
     assert resolved["seeds"] == [0, 1]
     assert resolved["runtime"]["compile"] == resolved["runtime"]["amp"] == "off"
-    assert "artifacts/search/seed-1" in proc.stdout
 
 
 def test_params_rewritten_by_dvc_exp_run_are_read_as_written(tmp_path, tiny_config, repo_copy):
@@ -49,8 +53,8 @@ def test_params_rewritten_by_dvc_exp_run_are_read_as_written(tmp_path, tiny_conf
         data["search"]["weight_decay"] = 1e-5
     text = (root / "params.yaml").read_text()
     assert "compile: off" in text and "weight_decay: 1e-05" in text, text
-    proc = _dry_run(root)
+    proc = _snakemake(root, "--printshellcmds", "data/prepared")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    resolved = yaml.safe_load((root / ".snakemake/sswp/params.yaml").read_text())
-    assert resolved["runtime"]["compile"] == "off"
-    assert resolved["search"]["weight_decay"] == 1e-5
+    # Without overrides the stages read params.yaml itself, as DVC's do.
+    assert "sswp prepare --params params.yaml" in proc.stdout + proc.stderr
+    assert not (root / ".snakemake/sswp").exists()

@@ -27,7 +27,7 @@ set_gres_string = slurm_utils.set_gres_string
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PROFILE = "workflow/profiles/slurm"
+PROFILE = "profiles/slurm"
 VERSION = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)[1]
 IMAGE = f"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}"  # then -<git revision>
 # Jobs run the checkout's src/, not the image's copy of the package.
@@ -46,7 +46,7 @@ def _dry_run(root: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "SSWP_IMAGE"}
     env["PATH"] = os.pathsep.join([str(stubs), str(BIN), os.environ["PATH"]])
     proc = subprocess.run(
-        ["snakemake", "-n", "--printshellcmds", "--profile", PROFILE],
+        ["snakemake", "-n", "--printshellcmds", "--workflow-profile", PROFILE],
         cwd=root,
         env=env,
         capture_output=True,

@@ -77,7 +77,7 @@ STAGE_CPUS = config["runtime"]["threads"]
 GPU_STAGE_CPUS = max(GPUS, 1) * STAGE_CPUS
 
 # Per-rule defaults, small enough for the CPU smoke run on a laptop. A profile raises them
-# with `set-resources` (workflow/profiles/slurm/config.yaml). `gpu` (the SLURM plugin's name)
+# with `set-resources` (profiles/slurm/config.yaml). `gpu` (the SLURM plugin's name)
 # comes from runtime.gpus, which the stages read too, so profiles leave it alone.
 # runtime is in minutes.
 RESOURCES = {
@@ -116,16 +116,30 @@ wildcard_constraints:
 
 
 def _resolved_params() -> str:
-    """The validated config (configfile plus any --config overrides) as the file sswp reads.
+    """Where sswp reads the validated config (configfile plus any --config overrides).
 
-    Rewritten only when it changes, so `sswp` always sees what Snakemake validated.
+    Without overrides that is params.yaml itself. Otherwise .snakemake/sswp/params.yaml,
+    which `onstart` writes (rewritten only when it changes): never in a dry run, which only
+    prints the commands that would read it.
     """
+    if Path("params.yaml").is_file() and _settings_unchanged():
+        return "params.yaml"
+    return ".snakemake/sswp/params.yaml"
+
+
+def _settings_unchanged() -> bool:
+    """Whether the config is params.yaml's: no --configfile, no --config."""
+    return not _settings.configfiles and not _settings.config
+
+
+def write_resolved_params() -> None:
+    if PARAMS_FILE == "params.yaml":
+        return
     text = yaml.safe_dump(dict(config), sort_keys=True)
-    path = Path(".snakemake/sswp/params.yaml")
+    path = Path(PARAMS_FILE)
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return str(path)
 
 
 PARAMS_FILE = _resolved_params()
@@ -142,44 +156,37 @@ def stage_params(stage: str) -> dict:
     return contract.tracked_params(config, stage)
 
 
-def _made_with(output: Path, stage: str, digest: str) -> bool:
-    """Whether `output` is missing or its record says the current params of `stage` made it."""
-    if not output.exists():
-        return True
+def _made_with(output: Path, stage: str) -> bool:
+    """Whether `output`'s record says that the current params of `stage` made it. results/
+    holds no record: its params.yaml, every param, says what made it."""
+    tracked = stage_params(stage)
     try:
+        if stage == "report":
+            made = yaml12.load((output / "params.yaml").read_text())
+            return made == json.loads(json.dumps(tracked))
         record = json.loads((output / RECORD_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return record.get("stage") == stage and record.get("params") == digest
-
-
-def params_digest_file(stage: str, output: str) -> str:
-    """A file holding the params digest of `stage`, an input of the rule that makes `output`.
-
-    Snakemake sees params through its own records only, which outputs made by DVC (or before
-    .snakemake/ was deleted) lack; it always compares times. So the file is rewritten only
-    when its content changes, and dated now when the output's provenance record names other
-    params (the output reruns), or at the epoch when the output is missing or up to date.
-    """
-    digest = params_digest(stage_params(stage))
-    path = Path(".sswp/params") / f"{output}.sha256"
-    if not path.is_file() or path.read_text() != digest:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(digest)
-        if _made_with(Path(output), stage, digest):
-            os.utime(path, (0, 0))
-    if not _made_with(Path(output), stage, digest):
-        os.utime(path)
-    return str(path)
+    return record.get("stage") == stage and record.get("params") == params_digest(tracked)
 
 
 def params_digest_input(stage, output: str):
-    """Input function: the digest file of `stage` (a name, or a function of the wildcards)
-    for the output folder `output` (a pattern of the wildcards)."""
+    """Input function: nothing while `output` (a pattern of the wildcards) is missing or was
+    made with the current params of `stage` (a name, or a function of the wildcards); else a
+    file named by the params' digest, which rule params_digest writes, so the rule reruns.
 
-    def digest_file(wildcards) -> str:
+    Snakemake sees params through its own records only, which outputs made by DVC (or before
+    .snakemake/ was deleted) lack: each output's provenance record decides instead. The file
+    is temporary, so it is never older than an output it should rerun; nothing is written
+    while the DAG is built, so a dry run writes nothing.
+    """
+
+    def digest_file(wildcards) -> list[str]:
         name = stage(wildcards) if callable(stage) else stage
-        return params_digest_file(name, output.format(**dict(wildcards.items())))
+        folder = Path(output.format(**dict(wildcards.items())))
+        if not folder.exists() or _made_with(folder, name):
+            return []
+        return [f".sswp/params/{folder}/{params_digest(stage_params(name))[:16]}.sha256"]
 
     return digest_file
 

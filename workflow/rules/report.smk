@@ -4,8 +4,7 @@ rule report:
         runs=[str(folder) for folder in RUNS[-1].inputs],
         metrics=[str(path) for run in RUNS for path in run.files],
         code=code_deps("report"),
-        # results/params.yaml records every param, so any change rewrites it.
-        params=PARAMS_FILE,
+        params_digest=params_digest_input("report", "results"),
     # REPORT_OUTPUTS; the tables and plots also go into `snakemake --report`.
     output:
         report("results/main_table.csv", caption="../report/main_table.rst", category="Tables"),
@@ -38,6 +37,7 @@ rule report:
         "results/machine.json",
         "results/headline.json",
     params:
+        file=PARAMS_FILE,
         tracked=stage_params("report"),
     threads: RESOURCES["report"]["cpus_per_task"]
     resources:
@@ -49,4 +49,4 @@ rule report:
     benchmark:
         "logs/benchmarks/report.tsv"
     shell:
-        f"{SSWP} report --params {{input.params}} 2> {{log}}"
+        f"{SSWP} report --params {{params.file}} 2> {{log}}"
