@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup lock repro snakemake test verify sweep slurm-test lint bench image image-test sif dvc-yaml params-schema
+.PHONY: setup lock repro snakemake test verify sweep remote-test slurm-test lint bench image image-test sif dvc-yaml params-schema
 
 setup: $(STAMP)
 
@@ -73,14 +73,13 @@ verify: $(STAMP)
 
 # The trial across search budgets (docs/sweep.md): the default at each search.epochs below,
 # one DVC experiment each (`sweep-e<epochs>`), queued and run one at a time by DVC's queue,
-# then gathered into results/sweep/. A budget already kept as an experiment of this commit
-# is not run again, so after an interruption `make sweep` carries on where it stopped.
-SWEEP_EPOCHS ?= 10 40 100
+# then gathered into results/sweep/. A budget that an experiment holds already is not run
+# again, so after an interruption `make sweep` carries on where it stopped.
+SWEEP_EPOCHS ?= 10 100 300
 sweep: $(STAMP)
-	@head=$$(git rev-parse HEAD); \
-	for epochs in $(SWEEP_EPOCHS); do \
+	@for epochs in $(SWEEP_EPOCHS); do \
 		name=sweep-e$$epochs; \
-		if git show-ref --quiet "refs/exps/$${head:0:2}/$${head:2}/$$name"; then \
+		if git for-each-ref --format='%(refname)' refs/exps | grep -q "/$$name$$"; then \
 			echo "$$name: kept already"; \
 		elif dvc queue status | grep -q " $$name "; then \
 			echo "$$name: queued already"; \
@@ -91,6 +90,15 @@ sweep: $(STAMP)
 	dvc queue start --jobs 1
 	while dvc queue status | grep -Eq "Queued|Running"; do sleep 60; done
 	sswp sweep $(addprefix sweep-e,$(SWEEP_EPOCHS))
+
+# A DVC remote over SSH, for real (tests/remote): installs Debian's openssh-server (needs root),
+# and the tests start sshd on a free port of localhost with a throwaway key, push a tiny
+# pipeline's artifacts, pull them into fresh clones, kill a push partway and corrupt a file
+# on the remote; sshd stops however the tests end.
+remote-test: $(STAMP)
+	command -v /usr/sbin/sshd >/dev/null || { apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null; }
+	SSWP_REMOTE_TEST=1 $(PY) -m pytest tests/remote -v -rs -p no:cacheprovider
 
 # The Slurm profile on a real single-node Slurm cluster with accounting: installs the Debian
 # packages and starts the daemons (tests/slurm/cluster.sh; needs root, no systemd), runs
@@ -105,8 +113,14 @@ lint: $(STAMP)
 	snakemake --lint
 	hadolint docker/Dockerfile
 
+# The image's tag: the version (pyproject.toml, CHANGELOG.md) and the commit it was built from.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_TAG := $(VERSION)-$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+ENGINE ?= docker
+
 image:
-	docker build -f docker/Dockerfile -t sswp:0.1.0 .
+	$(ENGINE) build -f docker/Dockerfile -t sswp:$(IMAGE_TAG) \
+		-t ghcr.io/sswp-pipeline/sswp:$(IMAGE_TAG) .
 
 # The image, built with podman from a local Ubuntu 24.04 base (the CUDA base's release and
 # Python), runs a tiny pipeline as its non-root user and writes the venv's results
@@ -117,7 +131,11 @@ image-test: $(STAMP)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap >/dev/null
 	SSWP_IMAGE_TEST=1 $(PY) -m pytest tests/image -s -v -p no:cacheprovider
 
-sif: image
+# A SIF file without a Docker daemon: podman builds the image and saves it to an OCI archive,
+# which apptainer builds from (docker/apptainer.def); the archive alone can go to a cluster.
+sif:
+	$(MAKE) image ENGINE=podman
+	podman save --format oci-archive -o sswp-image.tar sswp:$(IMAGE_TAG)
 	apptainer build sswp.sif docker/apptainer.def
 
 bench: $(STAMP)

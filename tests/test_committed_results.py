@@ -90,6 +90,9 @@ def test_committed_headline_is_the_report_of_the_committed_tables():
         pd.read_csv(REPO / "results" / "comparisons.csv"),
         raw["finetune"]["architecture"],
     )
+    # Whether each self-supervised arm learned, as metrics.json's `ssl` section says.
+    ssl = json.loads((REPO / "results" / "metrics.json").read_text())["ssl"]
+    expected["learned"] = {"pres": ssl["preserved"]["learned"], "two": ssl["two_stage"]["learned"]}
     assert json.loads((REPO / "results" / "headline.json").read_text()) == expected
 
 

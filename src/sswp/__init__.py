@@ -1,3 +1,3 @@
 """SSWP-NAS: self-supervised, weight-preserving neural architecture search as a pipeline."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

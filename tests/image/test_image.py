@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,27 @@ def test_image_python_is_the_one_the_lock_is_compiled_for(podman, image):
     lock_python = re.search(r"--python-version[ =](\S+)", header)[1]
     assert probe_image(podman, image, None)["python"] == lock_python
     assert lock_python == dockerfile_arg("PYTHON_VERSION")
+
+
+def test_the_image_saves_to_an_oci_archive_for_apptainer(podman: Podman, image, tmp_path):
+    """The route to a SIF without a Docker daemon (`make sif`): `podman save` to an OCI
+    archive that holds the image whole, which `apptainer build` reads (docker/apptainer.def)."""
+    archive = tmp_path / "sswp-image.tar"
+    podman("save", "--format", "oci-archive", "-o", str(archive), image)
+    with tarfile.open(archive) as tar:
+
+        def blob(digest: str) -> dict:
+            algorithm, value = digest.split(":")
+            return json.load(tar.extractfile(f"blobs/{algorithm}/{value}"))
+
+        (entry,) = json.load(tar.extractfile("index.json"))["manifests"]
+        assert image.split(":")[-1] in entry["annotations"]["org.opencontainers.image.ref.name"]
+        manifest = blob(entry["digest"])
+        config = blob(manifest["config"]["digest"])["config"]
+        assert config["Entrypoint"] == ["sswp"]
+        version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
+        assert config["Labels"]["org.opencontainers.image.version"] == version[1]
+        names = set(tar.getnames())
+        for layer in manifest["layers"]:
+            algorithm, value = layer["digest"].split(":")
+            assert f"blobs/{algorithm}/{value}" in names

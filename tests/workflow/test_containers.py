@@ -153,10 +153,12 @@ def test_dockerignore_keeps_run_files_out_but_lets_copied_files_in():
         assert path.rstrip("/") in allowed, f"{instruction} {path} is left out by .dockerignore"
 
 
-def test_apptainer_definition_runs_sswp_from_the_docker_image():
+def test_apptainer_definition_runs_sswp_from_the_saved_image():
+    """No Docker daemon anywhere: the image saved as an OCI archive, which `make sif` writes."""
     header, sections = _sections(APPTAINER_DEF)
-    assert header["Bootstrap"] in {"docker-daemon", "docker"}
-    assert header["From"].endswith(f"sswp:{VERSION}")
+    assert header["Bootstrap"] == "oci-archive"
+    assert header["From"] == "sswp-image.tar"
+    assert "save --format oci-archive -o sswp-image.tar" in (REPO / "Makefile").read_text()
     assert {"runscript", "labels", "help"} <= set(sections)
     assert re.search(r'^\s*exec sswp "\$@"\s*$', sections["runscript"], re.M)
     assert f"org.opencontainers.image.version {VERSION}" in sections["labels"]
@@ -167,5 +169,7 @@ def test_every_image_reference_has_the_package_version():
     assert f'org.opencontainers.image.version="{VERSION}"' in dockerfile
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     # Tagged with the version and the git revision whose src/ the jobs run.
-    assert f'"docker://ghcr.io/sswp-pipeline/sswp:{VERSION}-{{_revision()}}"' in common
+    assert '"docker://ghcr.io/sswp-pipeline/sswp:{__version__}-{_revision()}"' in common
     assert "git" in common and "rev-parse" in common
+    makefile = (REPO / "Makefile").read_text()
+    assert "IMAGE_TAG := $(VERSION)-$(shell git rev-parse --short=12 HEAD" in makefile

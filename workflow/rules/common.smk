@@ -11,6 +11,7 @@ from snakemake.utils import update_config, validate
 # The checkout's stage contract and provenance module (plain Python): each stage's params,
 # code and runs, and the params digests its records hold.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from sswp import __version__  # noqa: E402
 from sswp.pipeline import contract  # noqa: E402
 from sswp.config import yaml12  # noqa: E402
 from sswp.pipeline.provenance import RECORD_FILE, params_digest  # noqa: E402
@@ -55,7 +56,7 @@ def _revision() -> str:
 
 
 SSWP_IMAGE = os.environ.get(
-    "SSWP_IMAGE", f"docker://ghcr.io/sswp-pipeline/sswp:0.1.0-{_revision()}"
+    "SSWP_IMAGE", f"docker://ghcr.io/sswp-pipeline/sswp:{__version__}-{_revision()}"
 )
 # Shell templates: Snakemake turns {{ }} into braces.
 CHECKOUT_CODE = "PYTHONPATH=src${{PYTHONPATH:+:$PYTHONPATH}}"

@@ -139,11 +139,13 @@ def plots_lines(raw: Mapping[str, Any]) -> list[str]:
             if live.parts[2].startswith(f"{arm}-")
         }
 
-    search = {}
+    search, measured = {}, {}
     for run in planned:
         if run.stage == "search":
             for column in ("train_loss", "test_objective_loss"):
                 search[f"{run.live[0].as_posix()}/{column}.tsv"] = column
+        if run.stage in ("search", "pretrain"):
+            measured[f"{run.live[0].as_posix()}/val_ssl_loss.tsv"] = "val_ssl_loss"
     finetune_arms = [*raw["finetune"]["inits"], TWO_STAGE]
     return [
         "plots:",
@@ -152,6 +154,13 @@ def plots_lines(raw: Mapping[str, Any]) -> list[str]:
             "Search: objective loss per epoch, on training and test images, every seed",
             "objective loss",
             search,
+        ),
+        *_overlay(
+            "self_supervision",
+            "Held-out self-supervised loss per epoch (validation images): the search's kept "
+            "path and the two-stage pre-training, every seed",
+            "held-out loss",
+            measured,
         ),
         *_overlay(
             "finetune_smallest_ratio",
