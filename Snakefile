@@ -24,24 +24,9 @@ localrules:
     all,
     prepare,
     report,
-    params_digest,
 
 
 rule all:
     input:
         REPORT_OUTPUTS,
     default_target: True
-
-
-# The params digest that reruns a stage whose output other params made (params_digest_input).
-rule params_digest:
-    output:
-        temp(".sswp/params/{folder}/{digest}.sha256"),
-    wildcard_constraints:
-        digest="[0-9a-f]{16}",
-    container:
-        SSWP_IMAGE
-    log:
-        "logs/snakemake/params_digest/{folder}-{digest}.log",
-    shell:
-        "echo {wildcards.digest} > {output} 2> {log}"

@@ -967,7 +967,8 @@ def test_missing_input_on_a_fresh_run_creates_no_results(params, run_dir):
         (
             "metrics/linear_eval/random-0.1-seed-0.json",
             json.dumps({"test_acc": 0.5, "best_test_acc": 0.5}),
-            r"^metrics/linear_eval/random-0.1-seed-0.json lacks val_acc; rerun `sswp linear-",
+            r"^metrics/linear_eval/random-0.1-seed-0.json lacks val_acc; "
+            r"rerun `sswp linear_eval --seed 0 --ratio 0\.1`$",
         ),
     ],
 )

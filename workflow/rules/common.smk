@@ -174,12 +174,13 @@ def _made_with(output: Path, stage: str) -> bool:
 def params_digest_input(stage, output: str):
     """Input function: nothing while `output` (a pattern of the wildcards) is missing or was
     made with the current params of `stage` (a name, or a function of the wildcards); else a
-    file named by the params' digest, which rule params_digest writes, so the rule reruns.
+    file named by the params' digest, written now, so that the rule reruns.
 
     Snakemake sees params through its own records only, which outputs made by DVC (or before
-    .snakemake/ was deleted) lack: each output's provenance record decides instead. The file
-    is temporary, so it is never older than an output it should rerun; nothing is written
-    while the DAG is built, so a dry run writes nothing.
+    .snakemake/ was deleted) lack: each output's provenance record decides instead. Snakemake
+    reruns a job for an input newer than its outputs, never for a missing one that another
+    rule could make, so the file is (re)written while the DAG is built: a dry run of a stale
+    checkout writes it too, one of an up-to-date checkout writes nothing.
     """
 
     def digest_file(wildcards) -> list[str]:
@@ -187,7 +188,11 @@ def params_digest_input(stage, output: str):
         folder = Path(output.format(**dict(wildcards.items())))
         if not folder.exists() or _made_with(folder, name):
             return []
-        return [f".sswp/params/{folder}/{params_digest(stage_params(name))[:16]}.sha256"]
+        digest = params_digest(stage_params(name))[:16]
+        path = Path(".sswp/params") / folder / f"{digest}.sha256"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{digest}\n")
+        return [str(path)]
 
     return digest_file
 
