@@ -17,6 +17,7 @@ from sswp.report.learned import (
     ssl_checks,
     unlearned_arms,
 )
+from sswp.report.summary import LARGER_BUDGETS
 
 CHANCE = math.log(63)  # batches of 32 pairs; learned at most 0.9 x 4.143 = 3.729
 
@@ -88,6 +89,7 @@ def test_a_search_that_cannot_learn_is_marked_and_said_to_test_nothing(
         "**This run does not test the paper's claim for the preserved weights**: its "
         "self-supervised backbone did not learn (its held-out loss is not 10 % below chance"
     ) in summary
+    assert LARGER_BUDGETS in summary
     table = Path("results/label_ratio.md").read_text().split("\n\n")[1]
     header, _, *rows = table.splitlines()
     preserved = [i for i, name in enumerate(header.split("|")) if "preserved" in name]

@@ -13,7 +13,8 @@ import pytest
 
 from sswp.config.load import params_from_dict
 from sswp.nas.genotype import Genotype
-from sswp.report.verify import TIMING_FIELDS, default_runs, numbers, select
+from sswp.pipeline.contract import runs as plan_runs
+from sswp.report.verify import TIMING_FIELDS, numbers, run_name, select
 
 SSWP = [sys.executable, "-m", "sswp.cli"]
 FINETUNE = "finetune:preserved-0.5-seed-0"
@@ -92,9 +93,10 @@ def test_verify_rejects_an_unknown_stage(committed):
 
 
 def test_a_run_brings_what_it_needs_and_timing_fields_are_never_compared(tiny_config):
-    runs = default_runs(params_from_dict(tiny_config))
+    runs = plan_runs(params_from_dict(tiny_config))
     two_stage = select(runs, ["finetune:two_stage-0.5-seed-0"])
-    assert [r.name for r in two_stage] == [
+    assert [run_name(r) for r in two_stage] == [
+        "prepare",
         "search:seed-0",
         "pretrain:seed-0",
         "finetune:two_stage-0.5-seed-0",

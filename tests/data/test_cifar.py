@@ -266,7 +266,7 @@ def test_official_counts_with_another_md5_stop_naming_file_and_fix(tmp_path, mon
     assert str(err.value) == (
         f"{folder / 'test_batch'} has md5 {md5['test_batch']}, not the official {'0' * 32}: "
         "the file is damaged or altered; extract it again from cifar-10-python.tar.gz (its "
-        "md5 is in the README, Getting the data)"
+        "md5 is in docs/data.md, Getting the data)"
     )
 
 

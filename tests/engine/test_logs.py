@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -17,6 +19,7 @@ from sswp.engine.distributed import DistContext
 from sswp.engine.hardware import Hardware
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.logs import EpochClock, MetricLogger, duration, logged_progress
+from sswp.errors import SswpError
 
 PARAMS = Path(__file__).parents[2] / "params.yaml"
 
@@ -104,3 +107,12 @@ def test_every_epoch_line_says_k_of_n_elapsed_and_eta(tmp_path, monkeypatch, cap
     assert len(lines) == 3
     for k, line in enumerate(lines, start=1):
         assert re.fullmatch(pattern.format(k), line), line
+
+
+def test_a_repository_without_a_commit_is_one_clear_error(tmp_path, monkeypatch):
+    """DVCLive reads the git revision; before the first commit there is none."""
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run(["dvc", "init", "-q"], check=True)
+    with pytest.raises(SswpError, match=r"commit once .*git add -A && git commit"):
+        MetricLogger("search/seed-0")

@@ -1,6 +1,7 @@
 """The params dataclasses: the one definition of every param, its type, bounds and meaning.
 
-The JSON schema (sswp.config.schema) and the README's params table are made from them.
+The JSON schema (sswp.config.schema) is made from them; docs/params.md lists every one (a test
+checks it).
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ def _verify_official(folder: Path, layout: _Layout, images: tuple[int, int]) -> 
             raise SswpError(
                 f"{folder / name} has md5 {found}, not the official {layout.md5[name]}: the "
                 f"file is damaged or altered; extract it again from {layout.archive} (its "
-                f"md5 is in the README, Getting the data)"
+                f"md5 is in docs/data.md, Getting the data)"
             )
     log.info("%s in %s: every file has the official md5", layout.title, folder)
 

@@ -101,42 +101,29 @@ def simclr_view(
     )
 
 
-def _supervised_view(
-    crop: v2.Transform, mean: Sequence[float], std: Sequence[float], cutout: int, augment: Augment
-) -> v2.Compose:
-    """`crop`, flip, normalise, then cutout if > 0: the supervised augmentation of both kinds."""
-    steps: list = [crop, v2.RandomHorizontalFlip(augment.flip_p), *_to_normalised_float(mean, std)]
-    if cutout > 0:
-        steps.append(Cutout(cutout))
-    return v2.Compose(steps)
-
-
 def train_view(
     image_size: int,
     mean: Sequence[float],
     std: Sequence[float],
     cutout: int,
     augment: Augment = DEFAULT_AUGMENT,
+    photos: bool = False,
 ) -> v2.Compose:
-    """Supervised augmentation: pad-4 random crop, flip, normalise, then cutout if > 0."""
-    return _supervised_view(v2.RandomCrop(image_size, padding=PAD), mean, std, cutout, augment)
+    """Supervised augmentation: a crop (pad-4 random crop; for `photos` a random resized
+    crop), flip, normalise, then cutout if > 0."""
+    if photos:
+        crop = v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True)
+    else:
+        crop = v2.RandomCrop(image_size, padding=PAD)
+    steps: list = [crop, v2.RandomHorizontalFlip(augment.flip_p), *_to_normalised_float(mean, std)]
+    if cutout > 0:
+        steps.append(Cutout(cutout))
+    return v2.Compose(steps)
 
 
 def eval_view(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
     """No augmentation: only scale to 0-1 and normalise."""
     return v2.Compose(_to_normalised_float(mean, std))
-
-
-def folder_train_view(
-    image_size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    cutout: int,
-    augment: Augment = DEFAULT_AUGMENT,
-) -> v2.Compose:
-    """Supervised augmentation for photos: random resized crop, flip, normalise, cutout if > 0."""
-    crop = v2.RandomResizedCrop(image_size, scale=CROP_SCALE, ratio=CROP_RATIO, antialias=True)
-    return _supervised_view(crop, mean, std, cutout, augment)
 
 
 def folder_eval_view(image_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
@@ -168,6 +155,5 @@ def view_for(
     if kind == "simclr":
         return simclr_view(image_size, mean, std, augment)
     if kind == "train":
-        build = folder_train_view if files else train_view
-        return build(image_size, mean, std, cutout, augment)
+        return train_view(image_size, mean, std, cutout, augment, photos=files)
     return folder_eval_view(image_size, mean, std) if files else eval_view(mean, std)

@@ -32,7 +32,7 @@ class Checkpointer:
 
     At an epoch's end it saves only when `every_s` seconds have passed since the last save
     (or since it was made): a small network's epochs are short, and a save after each one
-    adds up. A stop signal always saves (see `close_epoch` and `halt_if_requested`).
+    adds up. A stop signal always saves (see `halt_if_requested`).
     """
 
     def __init__(

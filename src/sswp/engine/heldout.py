@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -37,6 +37,22 @@ VIEWS_SEED = 20_240_612  # any fixed number: it fixes the held-out views' augmen
 def simclr_chance(batch_size: int) -> float:
     """NT-Xent's loss when every view's positive is as likely as any of the 2B - 1 others."""
     return math.log(2 * batch_size - 1)
+
+
+def mean_objective(
+    batches: Iterable[tuple[torch.Tensor, ...]], forward: Forward, hw: Hardware
+) -> tuple[float, float]:
+    """`forward`'s loss and accuracy averaged over every image of `batches`, summed over
+    every rank's shard, so that every rank gets the same numbers."""
+    total_loss = total_acc = count = 0.0
+    for batch in batches:
+        loss, acc = forward(batch)
+        size = len(batch[0])
+        total_loss += loss.item() * size
+        total_acc += acc.item() * size
+        count += size
+    total_loss, total_acc, count = sum_scalars([total_loss, total_acc, count], hw.dist, hw.device)
+    return total_loss / count, total_acc / count
 
 
 @contextmanager
@@ -74,20 +90,11 @@ class HeldOutObjective:
     def measure(self, model: nn.Module, forward: Forward) -> dict[str, float]:
         """`forward(batch)` -> (loss, accuracy) of `model` on each batch, averaged over images."""
         devices = [self.hw.device] if self.hw.device.type == "cuda" else []
-        total_loss = total_acc = count = 0.0
         with batch_statistics(model), torch.random.fork_rng(devices=devices):
             torch.manual_seed(VIEWS_SEED)
             self.loader.set_epoch(0)
-            for batch in self.loader:
-                loss, acc = forward(batch)
-                size = len(batch[0])
-                total_loss += loss.item() * size
-                total_acc += acc.item() * size
-                count += size
-        total_loss, total_acc, count = sum_scalars(
-            [total_loss, total_acc, count], self.hw.dist, self.hw.device
-        )
-        return {"val_ssl_loss": total_loss / count, "val_ssl_acc": total_acc / count}
+            loss, acc = mean_objective(self.loader, forward, self.hw)
+        return {"val_ssl_loss": loss, "val_ssl_acc": acc}
 
 
 def heldout_objective(

@@ -86,29 +86,20 @@ def halt_if_requested(
     checkpointer: Checkpointer,
     where: str,
     state: Callable[[], dict[str, Any]],
+    epoch_end: bool = False,
 ) -> None:
-    """Between steps: if any rank was signalled, save `state()` and stop every rank.
+    """Between steps: if any rank was signalled, save `state()` and stop every rank. At an
+    epoch's end (`epoch_end`) also save it when the checkpoint interval has passed.
 
     All ranks decide together, so none is left waiting in a collective. A rank that got no
     signal itself reports SIGTERM, what schedulers send.
     """
+    if epoch_end:
+        checkpointer.save_at_epoch_end(state)
     if not any_rank(stop.requested, hw.dist, hw.device):
         return
     checkpointer.save(state())
     raise StageInterrupted(stop.signum or signal.SIGTERM, where, str(checkpointer.dir))
-
-
-def close_epoch(
-    stop: StopFlag,
-    hw: Hardware,
-    checkpointer: Checkpointer,
-    where: str,
-    state: Callable[[], dict[str, Any]],
-) -> None:
-    """At an epoch's end: save `state()` if the checkpoint interval has passed, and stop
-    every rank (saving it whatever the interval) if any rank was signalled."""
-    checkpointer.save_at_epoch_end(state)
-    halt_if_requested(stop, hw, checkpointer, where, state)
 
 
 class LoggedLoop(Protocol[T]):

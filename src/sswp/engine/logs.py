@@ -16,6 +16,7 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from sswp.config.params import RuntimeParams
+from sswp.errors import SswpError
 from sswp.pipeline.paths import LIVE_DIR, LOG_DIR
 
 ATTEMPT_SEPARATOR = "----- new attempt:"
@@ -172,13 +173,20 @@ class MetricLogger:
         if not enabled:
             return
         from dvclive import Live
+        from scmrepo.exceptions import SCMError
         from torch.utils.tensorboard import SummaryWriter
 
         self.dir = LIVE_DIR / name
         # DVCLive starts its plots afresh and a resumed run logs its finished epochs again;
         # TensorBoard would append, so its events start afresh too.
         shutil.rmtree(self.dir / "tensorboard", ignore_errors=True)
-        self.live = Live(str(self.dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        try:
+            self.live = Live(str(self.dir), dvcyaml=False, save_dvc_exp=False, report=None)
+        except SCMError as exc:  # DVCLive reads the git revision, which an empty repo lacks
+            raise SswpError(
+                f"DVCLive cannot log here ({exc}): commit once "
+                "(`git add -A && git commit -m start`), then rerun"
+            ) from exc
         self.tensorboard = SummaryWriter(str(self.dir / "tensorboard"))
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from sswp.config.params import RuntimeParams
 from sswp.engine.checkpoint import Checkpointer
 from sswp.engine.hardware import Hardware
-from sswp.engine.interrupt import StopFlag, close_epoch, halt_if_requested
+from sswp.engine.interrupt import StopFlag, halt_if_requested
 from sswp.engine.logs import EpochClock, MetricLogger, progress
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,14 @@ class TrainingLoop:
                 self.epoch_note(epoch),
                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
             )
-            where = f"the end of {self.name} epoch {epoch}"
-            close_epoch(stop, self.hw, checkpointer, where, partial(self.state_dict, epoch + 1, 0))
+            halt_if_requested(
+                stop,
+                self.hw,
+                checkpointer,
+                f"the end of {self.name} epoch {epoch}",
+                partial(self.state_dict, epoch + 1, 0),
+                epoch_end=True,
+            )
         return self.history
 
 

@@ -17,10 +17,9 @@ from sswp.data.datasets import ArrayDataset
 from sswp.data.loaders import Kind, make_loader
 from sswp.data.splits import Splits
 from sswp.engine.checkpoint import Checkpointer, rng_state, set_rng_state
-from sswp.engine.distributed import sum_scalars
 from sswp.engine.divergence import check_finite
 from sswp.engine.hardware import Hardware
-from sswp.engine.heldout import heldout_objective
+from sswp.engine.heldout import heldout_objective, mean_objective
 from sswp.engine.interrupt import StopFlag
 from sswp.engine.logs import MetricLogger, RunClock
 from sswp.engine.loop import Steps, TrainingLoop, cycle, skip
@@ -226,18 +225,9 @@ class SearchLoop(TrainingLoop):
         self.objective.train(False)
         self.net.use_argmax_paths()
         self.test_loader.set_epoch(epoch)
-        total_loss = total_acc = count = 0.0
-        for batch in self.test_loader:
-            loss, acc = self.objective(batch)
-            size = len(batch[0])
-            total_loss += loss.item() * size
-            total_acc += acc.item() * size
-            count += size
-        total_loss, total_acc, count = sum_scalars(
-            [total_loss, total_acc, count], self.hw.dist, self.hw.device
-        )
+        loss, acc = mean_objective(self.test_loader, self.objective, self.hw)
         self.objective.train()
-        return {"objective_loss": total_loss / count, "objective_acc": total_acc / count}
+        return {"objective_loss": loss, "objective_acc": acc}
 
     def train_epoch(self, epoch: int, steps: Steps) -> dict[str, float]:
         """Weight steps over the weight half, an arch step every `arch_every` after warm-up;

@@ -128,6 +128,23 @@ class Stage:
 
 _SINGLE = {"prepare": PREPARED, "report": RESULTS}
 
+
+def _train_stage(name: str, architectures: str, reads: tuple[str, ...], note: str = "") -> Stage:
+    """Training from scratch, one run per seed and architecture of the `architectures` list:
+    the searched ones and the references share the command, params and folders."""
+    return Stage(
+        name,
+        "sswp train --seed {seed} --architecture {architecture}",
+        _TRAIN,
+        _TRAIN_CODE,
+        group="train",
+        tag="{architecture}-seed-{seed}",
+        matrix=(("seed", "seeds"), ("architecture", architectures)),
+        reads=reads,
+        note=note,
+    )
+
+
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
@@ -161,25 +178,11 @@ STAGES: dict[str, Stage] = {
             matrix=(("seed", "seeds"),),
             reads=(PREPARED,),
         ),
-        Stage(
-            "train",
-            "sswp train --seed {seed} --architecture {architecture}",
-            _TRAIN,
-            _TRAIN_CODE,
-            group="train",
-            tag="{architecture}-seed-{seed}",
-            matrix=(("seed", "seeds"), ("architecture", "train.architectures")),
-            reads=(PREPARED, SEARCH),
-        ),
-        Stage(
+        _train_stage("train", "train.architectures", (PREPARED, SEARCH)),
+        _train_stage(
             "train_reference",
-            "sswp train --seed {seed} --architecture {architecture}",
-            _TRAIN,
-            _TRAIN_CODE,
-            group="train",
-            tag="{architecture}-seed-{seed}",
-            matrix=(("seed", "seeds"), ("architecture", "train.references")),
-            reads=(PREPARED,),
+            "train.references",
+            (PREPARED,),
             note="Reference genotypes need no search, so they do not rerun when the search "
             "changes.",
         ),

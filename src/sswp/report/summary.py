@@ -87,14 +87,24 @@ def scale_section(s: Summary) -> list[str]:
     return lines
 
 
+# Where a reader goes from a backbone that did not learn: what was tried, and larger budgets.
+LARGER_BUDGETS = (
+    "For the default digits run, no faithful search recipe within the 40 minutes of "
+    "`make repro` made the preserved weights learn (docs/self-supervision.md); `make sweep` "
+    "runs this trial at larger search budgets (docs/sweep.md, results/sweep/)."
+)
+
+
 def untested_lines(checks: Mapping[str, SslCheck]) -> list[str]:
-    """A sentence for each self-supervised arm whose backbone did not learn."""
-    return [
+    """A sentence for each self-supervised arm whose backbone did not learn, then where to
+    look further."""
+    lines = [
         f"**This run does not test the paper's claim for {ARM_NAMES[arm]}**: its "
         f"self-supervised backbone did not learn ({'; '.join(check.reasons())})."
         for arm, check in checks.items()
         if not check.learned
     ]
+    return [*lines, LARGER_BUDGETS] if lines else []
 
 
 def verdict_section(s: Summary) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,104 +25,51 @@ from typing import Any
 
 from sswp.config.params import Params
 from sswp.errors import SswpError
-from sswp.pipeline.paths import (
-    GENOTYPE_FILE,
-    METRICS_DIR,
-    RESULTS_DIR,
-    probe_tag,
-    ratio_tag,
-    seed_tag,
-    snapshot_dir,
-    train_tag,
-)
+from sswp.pipeline.contract import Run
+from sswp.pipeline.contract import runs as plan_runs
+from sswp.pipeline.paths import GENOTYPE_FILE, RESULTS_DIR, snapshot_dir
 
 # Wall-clock and throughput fields: they differ between any two runs, and are never compared.
 TIMING_FIELDS = frozenset({"search_hours", "train_hours", "pretrain_hours"})
 # Where a rerun is not bit-identical by design: |a - b| <= max(REL * |b|, ABS).
 TOLERANCE = {"rel": 0.05, "abs": 0.02}
-STAGE_ORDER = ("search", "train", "pretrain", "finetune", "linear_eval", "report")
+STAGE_ORDER = ("prepare", "search", "train", "pretrain", "finetune", "linear_eval", "report")
 SUMMARY_MD = RESULTS_DIR / "summary.md"
 HEADLINE_JSON = RESULTS_DIR / "headline.json"
-LINEAR_EVAL_ARMS = ("preserved", "two_stage", "random")
 
 
-@dataclass(frozen=True)
-class Run:
-    """One stage run of the committed default: its name, command and the files it commits."""
-
-    stage: str
-    tag: str
-    args: tuple[str, ...]
-    metrics: tuple[Path, ...]
-    needs: tuple[str, ...] = ()
-    genotype_seed: int | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.stage}:{self.tag}" if self.tag else self.stage
-
-
-def default_runs(params: Params) -> list[Run]:
-    """Every run that params asks for, upstream first (the report last)."""
-    runs: list[Run] = []
-    for seed in params.seeds:
-        s = str(seed)
-        search = f"search:{seed_tag(seed)}"
-        pretrain = f"pretrain:{seed_tag(seed)}"
-        runs.append(
-            Run(
-                "search",
-                seed_tag(seed),
-                ("search", "--seed", s),
-                (METRICS_DIR / "search" / f"{seed_tag(seed)}.json",),
-                genotype_seed=seed,
-            )
-        )
-        for arch in params.train.trained():
-            tag = train_tag(arch, seed)
-            needs = (search,) if arch in params.train.architectures else ()
-            args = ("train", "--seed", s, "--architecture", arch)
-            runs.append(Run("train", tag, args, (METRICS_DIR / "train" / f"{tag}.json",), needs))
-        metrics = (METRICS_DIR / "pretrain" / f"{seed_tag(seed)}.json",)
-        runs.append(Run("pretrain", seed_tag(seed), ("pretrain", "--seed", s), metrics, (search,)))
-        for ratio in params.finetune.label_ratios:
-            for init in (*params.finetune.inits, "two_stage"):
-                tag = ratio_tag(init, ratio, seed)
-                needs = (search, pretrain) if init == "two_stage" else (search,)
-                args = ("finetune", "--seed", s, "--init", init, "--ratio", str(ratio))
-                paths = (METRICS_DIR / "finetune" / f"{tag}.json",)
-                runs.append(Run("finetune", tag, args, paths, needs))
-            tag = probe_tag(ratio, seed)
-            paths = tuple(
-                METRICS_DIR / "linear_eval" / f"{ratio_tag(arm, ratio, seed)}.json"
-                for arm in LINEAR_EVAL_ARMS
-            )
-            args = ("linear_eval", "--seed", s, "--ratio", str(ratio))
-            runs.append(Run("linear_eval", tag, args, paths, (search, pretrain)))
-    everything = tuple(run.name for run in runs)
-    runs.append(Run("report", "", ("report",), (HEADLINE_JSON,), everything))
-    return runs
+def run_name(run: Run) -> str:
+    """How `--stages` names one run: `stage:tag`, e.g. `finetune:preserved-0.02-seed-0`."""
+    return run.name.replace("/", ":", 1)
 
 
 def select(runs: list[Run], wanted: list[str] | None) -> list[Run]:
-    """The runs named (a stage: all its runs; `stage:tag`: one), with what they need, in order."""
-    by_name = {run.name: run for run in runs}
+    """The runs named (a stage: all its runs; `stage:tag`: one), with what they need, in the
+    plan's order."""
     if not wanted:
         return runs
+    makers = {run.artifact: run for run in runs}
     chosen: set[str] = set()
     for item in wanted:
-        hits = [r.name for r in runs if item in (r.stage, r.name)]
+        hits = [run.name for run in runs if item in (run.group, run_name(run))]
         if not hits:
-            names = ", ".join([*STAGE_ORDER, *(r.name for r in runs if r.tag)][:12])
+            tagged = [run_name(run) for run in runs if "/" in run.name]
+            names = ", ".join([*STAGE_ORDER, *tagged][:12])
             raise SswpError(f"verify: no stage or run {item!r}; choose among {names}, ...")
         chosen.update(hits)
-    pending = list(chosen)
+    pending = [run for run in runs if run.name in chosen]
     while pending:
-        for need in by_name[pending.pop()].needs:
-            if need not in chosen:
-                chosen.add(need)
+        for folder in pending.pop().inputs:
+            need = makers.get(folder)
+            if need is not None and need.name not in chosen:
+                chosen.add(need.name)
                 pending.append(need)
     return [run for run in runs if run.name in chosen]
+
+
+def compared_files(run: Run) -> tuple[Path, ...]:
+    """The metrics files of a run that verify compares (the report's: its headline)."""
+    return (HEADLINE_JSON,) if run.stage == "report" else run.files
 
 
 @dataclass
@@ -224,7 +172,7 @@ def rerun(run_args: tuple[str, ...], scratch: Path) -> None:
 def verify(
     params: Params, params_file: Path, repo: Path, scratch: Path, wanted: list[str] | None
 ) -> Comparison:
-    runs = select(default_runs(params), wanted)
+    runs = select(plan_runs(params), wanted)
     exact = bit_identical_by_design(params)
     prepare_scratch(repo, params_file, params, scratch)
     out = Comparison()
@@ -234,15 +182,14 @@ def verify(
             f"compared within {TOLERANCE['rel']:.0%} or {TOLERANCE['abs']} absolute, "
             "genotypes only noted"
         )
-    rerun(("prepare",), scratch)
     for run in runs:
-        rerun(run.args, scratch)
+        rerun(tuple(shlex.split(run.command)[1:]), scratch)
     for run in runs:
-        for path in run.metrics:
+        for path in compared_files(run):
             compare_metrics(path, repo, scratch, exact, out)
-        if run.genotype_seed is not None:
-            architecture = params.finetune.architecture
-            compare_genotype(run.genotype_seed, architecture, repo, scratch, exact, out)
+        if run.stage == "search":
+            seed = int(dict(run.values)["seed"])
+            compare_genotype(seed, params.finetune.architecture, repo, scratch, exact, out)
     return out
 
 
