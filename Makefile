@@ -75,7 +75,7 @@ verify: $(STAMP)
 # one DVC experiment each (`sweep-e<epochs>`), queued and run one at a time by DVC's queue,
 # then gathered into results/sweep/. A budget that an experiment holds already is not run
 # again, so after an interruption `make sweep` carries on where it stopped.
-SWEEP_EPOCHS ?= 10 100 300
+SWEEP_EPOCHS ?= 10 30 100
 sweep: $(STAMP)
 	@for epochs in $(SWEEP_EPOCHS); do \
 		name=sweep-e$$epochs; \

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from sswp.config import yaml12
 from sswp.errors import SswpError
@@ -234,6 +235,8 @@ def sweep_png(points: Sequence[Point], table: pd.DataFrame) -> bytes:
         ax.set_ylabel("difference in test accuracy (points)")
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(steps, labels=[f"{n:,.0f}" for n in steps])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("SimCLR steps of the search")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
