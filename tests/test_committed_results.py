@@ -144,3 +144,17 @@ def test_overlay_plots_draw_every_run_of_params_yaml_at_the_smallest_ratio():
         assert {f.split("/plots/")[0] for f in files} == expected, plot_id
         for name in files:
             assert (REPO / name).is_file(), f"{name}: rerun `make repro` and commit live/"
+
+
+def test_the_committed_sweep_varies_the_default_in_its_search_budget_only():
+    """Each point of results/sweep/ is the committed params with another search.epochs, and
+    the points span at least 8 times the smallest budget, as docs/sweep.md says."""
+    sweep = pd.read_csv(REPO / "results" / "sweep" / "sweep.csv")
+    epochs = sorted(set(sweep["search_epochs"]))
+    assert len(epochs) >= 3 and epochs[-1] >= 8 * epochs[0]
+    default = yaml12.load(params_yaml(load_params(REPO / "params.yaml")))
+    for e in epochs:
+        point = yaml12.load((REPO / "results" / "sweep" / f"sweep-e{e}.params.yaml").read_text())
+        assert point["search"].pop("epochs") == e
+        default["search"].pop("epochs", None)
+        assert point == default, e

@@ -1,5 +1,7 @@
 """Every cheap command that the README and the docs show runs, on a fresh clone of the
-committed state: a reader copying one gets its output, not an error."""
+committed state: a reader copying one gets its output, not an error. The experiments that
+the pages name (`dvc exp run -n NAME -S key=value`) exist in that clone as DVC keeps them, a
+commit under refs/exps/ with the changed params, so the commands that read them run too."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from sswp.config import yaml12
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -29,20 +34,35 @@ CHEAP = (
     "snakemake -n",
     "sswp compare",
 )
+NAMED_EXPERIMENT = re.compile(r"dvc exp run\b(?=.*\s-n\s+(\S+))(.*)")
 # `sswp compare` exits 1 when the runs differ, as diff does.
 ALLOWED = {"sswp compare": (0, 1)}
 
 
+def shell_lines(page: Path) -> list[str]:
+    """The commands of the page's shell blocks, one a line, comments cut off."""
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", page.read_text(), re.S)
+    lines = [line for block in blocks for line in block.splitlines()]
+    return [re.split(r"\s+#", line.strip(), maxsplit=1)[0].strip() for line in lines]
+
+
 def shown_commands() -> list[tuple[str, str]]:
     """(page, command) for each cheap command in the pages' shell blocks."""
-    found = []
+    return [
+        (page.relative_to(REPO).as_posix(), command)
+        for page in PAGES
+        for command in shell_lines(page)
+        if command.startswith(CHEAP)
+    ]
+
+
+def named_experiments() -> dict[str, dict[str, str]]:
+    """{name: {dotted key: value}} for every `dvc exp run -n NAME -S key=value` shown."""
+    found = {}
     for page in PAGES:
-        blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", page.read_text(), re.S)
-        for block in blocks:
-            for line in block.splitlines():
-                command = re.split(r"\s+#", line.strip(), maxsplit=1)[0].strip()
-                if command.startswith(CHEAP):
-                    found.append((page.relative_to(REPO).as_posix(), command))
+        for command in shell_lines(page):
+            if match := NAMED_EXPERIMENT.match(command):
+                found[match[1]] = dict(re.findall(r"-S\s+'?([\w.]+)=([^\s']+)", match[2]))
     return found
 
 
@@ -55,12 +75,46 @@ def test_the_pages_show_every_kind_of_cheap_command():
     assert shown >= {"dvc dag", "snakemake -n", "sswp compare"}
 
 
+def _git(root: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t"}
+    env |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    done = subprocess.run(
+        ["git", *args], cwd=root, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout.strip()
+
+
+def _set(path: Path, settings: dict[str, str]) -> None:
+    params = yaml12.load(path.read_text())
+    for dotted, value in settings.items():
+        group, key = dotted.split(".")
+        params[group][key] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _add_experiment(root: Path, base: str, name: str, settings: dict[str, str]) -> None:
+    """A commit on `base` with the changed params, under the ref DVC gives an experiment."""
+    _git(root, "checkout", "-q", "--detach", base)
+    for path in (root / "params.yaml", root / "results" / "params.yaml"):
+        _set(path, settings)
+    _git(root, "commit", "-qam", name, "--allow-empty")
+    _git(root, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{name}", "HEAD")
+
+
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
-    """A fresh clone of the committed state, as a reader gets it."""
+    """A fresh clone of the committed state, as a reader gets it, with the pages' experiments."""
     root = tmp_path_factory.mktemp("readme") / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(root)], check=True)
+    base, branch = _git(root, "rev-parse", "HEAD"), _git(root, "branch", "--show-current")
+    for name, settings in named_experiments().items():
+        _add_experiment(root, base, name, settings)
+    _git(root, "checkout", "-q", branch)
     return root
+
+
+def test_the_pages_name_the_experiments_they_compare():
+    assert named_experiments()["lr-0.1"] == {"finetune.lr": "0.1"}
 
 
 @pytest.mark.parametrize(("page", "command"), COMMANDS, ids=[c for _, c in COMMANDS])

@@ -3,7 +3,8 @@
 Clone A runs a tiny pipeline and pushes its artifacts through dvc-ssh; a fresh clone B pulls
 them and has nothing to do, under DVC and under Snakemake, with outputs byte-identical to
 A's. A push killed partway and run again leaves a remote that pulls correctly, and a cache
-file corrupted on the remote is caught on pull, leaving nothing corrupt in the workspace.
+file corrupted on the remote is caught on pull, leaving nothing corrupt in the workspace. An
+experiment pushed with `dvc exp push` comes back whole in another clone with `dvc exp pull`.
 
 `make remote-test` installs Debian's openssh-server and sets SSWP_REMOTE_TEST=1; without
 it these tests skip. The server runs as long as this module, and stops however it ends.
@@ -163,8 +164,9 @@ def pushed(tmp_path_factory, server, tiny_config, repo_copy) -> tuple[Path, Path
     """Clone A after `dvc repro` and `dvc push` to the shared remote, and that remote."""
     root = tmp_path_factory.mktemp("remote")
     a = repo_copy(root / "A", {**tiny_config, "seeds": [0]})
-    for command in (["git", "init", "-q"], ["dvc", "repro", "-q"]):
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "code"]):
         _run(command, a, server)
+    _run(["dvc", "repro", "-q"], a, server)
     storage = root / "storage"
     _add_remote(a, server, "shared", storage, default=True)
     _run(["git", "add", "-A"], a, server)
@@ -240,3 +242,23 @@ def test_a_file_corrupted_on_the_remote_is_caught_on_pull(pushed, server, tmp_pa
             assert content == expected[name], name
     finally:
         victim.write_bytes(original)
+
+
+def test_an_experiment_travels_through_the_git_and_dvc_remotes(pushed, server, tmp_path):
+    """`dvc exp push` sends an experiment's commit to a git remote and its artifacts to the
+    DVC remote; another clone pulls it by name and has its outputs, with nothing to do."""
+    a, _ = pushed
+    hub = tmp_path / "hub.git"
+    _run(["git", "init", "-q", "--bare", str(hub)], tmp_path, server)
+    e = _clone(a, tmp_path / "E", server)
+    _run(["dvc", "pull"], e, server)
+    _run(["dvc", "exp", "run", "-n", "lr-0.07", "-S", "finetune.lr=0.07"], e, server)
+    _run(["dvc", "exp", "push", str(hub), "lr-0.07"], e, server)
+    f = _clone(a, tmp_path / "F", server)
+    _run(["dvc", "exp", "pull", str(hub), "lr-0.07"], f, server)
+    assert "lr-0.07" in _run(["dvc", "exp", "list"], f, server).stdout
+    _run(["dvc", "exp", "apply", "lr-0.07"], f, server)
+    status = _run(["dvc", "status"], f, server).stdout
+    assert "Data and pipelines are up to date" in status, status
+    assert _files(f) == _files(e)
+    assert _files(f) != _files(a)
