@@ -24,9 +24,25 @@ localrules:
     all,
     prepare,
     report,
+    params_digest,
 
 
 rule all:
     input:
         REPORT_OUTPUTS,
     default_target: True
+
+
+# The params digest file of a job whose output is up to date but which runs for another
+# reason (params_digest_input writes it in every other case).
+rule params_digest:
+    output:
+        ".sswp/params/{folder}.sha256",
+    params:
+        digest=lambda wildcards, output: DIGESTS[output[0]],
+    container:
+        SSWP_IMAGE
+    log:
+        "logs/snakemake/params_digest/{folder}.log",
+    shell:
+        "echo -n {params.digest} > {output} 2> {log}"

@@ -32,6 +32,7 @@ from sswp.report.figures import (
 from sswp.report.gather import gather, read_genotype
 from sswp.report.learned import not_learned_note
 from sswp.report.metrics import headline, metrics_dict
+from sswp.report.summary import LARGER_BUDGETS
 from sswp.report.tables import (
     VALIDATION_NOTE,
     comparisons_markdown,
@@ -799,7 +800,13 @@ def test_summary_has_run_facts_genotypes_tables_and_plots(params, run_dir):
         "self-supervised backbone did not learn (its held-out loss is not 10 % below chance "
         "(4.143) in 2 of 2 seeds (highest 4.100)).\n\n"
     )
-    verdicts = text.index("## Does weight preservation help?\n\n" + untested + COMPARISONS_MD)
+    verdicts = text.index(
+        "## Does weight preservation help?\n\n"
+        + untested
+        + LARGER_BUDGETS
+        + "\n\n"
+        + COMPARISONS_MD
+    )
     assert "claim for the preserved weights" not in text
     learned = text.index("## Did self-supervision learn?")
     assert verdicts < learned < text.index(BUDGET_SENTENCE)

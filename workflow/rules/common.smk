@@ -171,28 +171,37 @@ def _made_with(output: Path, stage: str) -> bool:
     return record.get("stage") == stage and record.get("params") == params_digest(tracked)
 
 
+# The current params digest of each digest file that params_digest_input named, for the rule
+# params_digest, which writes a missing one for a job that runs for another reason.
+DIGESTS: dict[str, str] = {}
+
+
 def params_digest_input(stage, output: str):
-    """Input function: nothing while `output` (a pattern of the wildcards) is missing or was
-    made with the current params of `stage` (a name, or a function of the wildcards); else a
-    file named by the params' digest, written now, so that the rule reruns.
+    """Input function: the file `.sswp/params/<output>.sha256`, which holds the current params
+    digest of `stage` (a name, or a function of the wildcards) for the output folder `output`
+    (a pattern of the wildcards), and is newer than the output exactly when it must rerun.
 
     Snakemake sees params through its own records only, which outputs made by DVC (or before
     .snakemake/ was deleted) lack: each output's provenance record decides instead. Snakemake
-    reruns a job for an input newer than its outputs, never for a missing one that another
-    rule could make, so the file is (re)written while the DAG is built: a dry run of a stale
-    checkout writes it too, one of an up-to-date checkout writes nothing.
+    reruns a job for an input newer than its outputs, never for a missing input that some
+    other job could make, and reruns one whose set of inputs changed: so every job always
+    names its file, and the file is written while the DAG is built, when the output is
+    missing or its record names other params. Otherwise nothing is written, so a dry run of
+    an up-to-date checkout writes nothing; a file left newer by params changed and changed
+    back is dated back to the epoch.
     """
 
-    def digest_file(wildcards) -> list[str]:
+    def digest_file(wildcards) -> str:
         name = stage(wildcards) if callable(stage) else stage
         folder = Path(output.format(**dict(wildcards.items())))
-        if not folder.exists() or _made_with(folder, name):
-            return []
-        digest = params_digest(stage_params(name))[:16]
-        path = Path(".sswp/params") / folder / f"{digest}.sha256"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{digest}\n")
-        return [str(path)]
+        path = Path(".sswp/params") / f"{folder}.sha256"
+        digest = DIGESTS[str(path)] = params_digest(stage_params(name))
+        if not folder.exists() or not _made_with(folder, name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(digest)
+        elif path.is_file() and path.stat().st_mtime > 0:
+            os.utime(path, (0, 0))
+        return str(path)
 
     return digest_file
 
