@@ -52,7 +52,10 @@ STAGES = (
 )
 # Appended to a module that every stage hashes, in both checkout copies: the image's own copy
 # of the package lacks it, so a run that used that copy would record another code digest.
-CHECKOUT_CHANGE = ("src/sswp/provenance.py", "\n# This checkout differs from the image's copy.\n")
+CHECKOUT_CHANGE = (
+    "src/sswp/pipeline/provenance.py",
+    "\n# This checkout differs from the image's copy.\n",
+)
 # Prints what a process runs: its uid, Python, the package it imports and its code digests.
 PROBE = """
 import json, os, sys
@@ -196,6 +199,9 @@ def ubuntu_keyring(folder: Path) -> Path:
 def checkout_copy(folder: Path, config: dict, repo_copy: Callable) -> Path:
     root = repo_copy(folder, config)
     name, text = CHECKOUT_CHANGE
+    assert (root / name).is_file(), (
+        f"{name} is not in the checkout: CHECKOUT_CHANGE must name a module"
+    )
     with open(root / name, "a") as handle:
         handle.write(text)
     return root
