@@ -61,7 +61,7 @@ def batch_statistics(model: nn.Module) -> Iterator[None]:
     modes = {module: module.training for module in model.modules()}
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
-    model.eval()
+    model.train(False)
     for norm in norms:
         norm.train()
     try:
