@@ -15,7 +15,9 @@ include: "workflow/rules/children.smk"
 include: "workflow/rules/report.smk"
 
 
+# Snakemake keeps only the last onstart handler: this is the one, and it calls every check.
 onstart:
+    stop_if_gpu_jobs_lack_gres()
     write_resolved_params()
 
 

@@ -287,19 +287,23 @@ def _submissions(log: str) -> list[tuple[str, str]]:
     return re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
 
 
-def test_every_rule_ran_as_a_slurm_job_with_the_profiles_resources(runs):
+def test_every_stage_ran_as_a_slurm_job_with_the_profiles_resources(runs):
     planned = _planned(runs["log"])
     submissions = _submissions(runs["log"])
     records = _sacct([slurm_id for _, slurm_id in submissions])
     last = {row["JobIDRaw"]: row for row in records}  # a job's latest record
     assert {planned[job][0] for job, _ in submissions} == {
-        "prepare",
         "search",
         "train",
         "pretrain",
         "finetune",
         "linear_eval",
+    }
+    # The Snakefile's local rules run where Snakemake runs, never as cluster jobs.
+    assert set(re.findall(r"^localrule (\w+):$", runs["log"], re.MULTILINE)) == {
+        "prepare",
         "report",
+        "all",
     }
     for job, slurm_id in submissions:
         rule, resources = planned[job]

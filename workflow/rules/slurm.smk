@@ -38,7 +38,12 @@ def gpu_jobs_without_gres(jobs) -> list[str]:
     return lines
 
 
-onstart:
+def stop_if_gpu_jobs_lack_gres() -> None:
+    """On the Slurm executor, exit with one line per partition that cannot run its GPU jobs.
+
+    Called from the Snakefile's onstart: Snakemake keeps only the last onstart handler, so
+    there is one, which calls each check.
+    """
     plugin = workflow.executor_plugin
     if plugin is not None and plugin.name == "slurm":
         problems = gpu_jobs_without_gres(workflow.dag.needrun_jobs())
