@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+import sswp
 from sswp import cli
 from sswp.config.load import params_from_dict
 from sswp.engine.checkpoint import Checkpointer
@@ -215,6 +216,23 @@ def _prepare_fails(capsys, *expected: str) -> str:
     line = _fails_cleanly(capsys, ["prepare"], *expected)
     assert not Path("data/prepared").exists()
     return line
+
+
+@pytest.mark.parametrize(
+    ("edited", "refused"),
+    [(None, False), ("stages/search.py", False), ("stages/prepare.py", True)],
+    ids=["same code", "other stage's code edited", "this stage's code edited"],
+)
+def test_a_stage_runs_only_the_checkouts_own_code(fresh, capsys, edited, refused):
+    """As when a venv shared by two clones has its editable install in the other one."""
+    shutil.copytree(Path(sswp.__file__).parent, fresh / "src/sswp")
+    if edited:
+        with open(fresh / "src/sswp" / edited, "a") as module:
+            module.write("\n# edited\n")
+    if refused:
+        _prepare_fails(capsys, "src/sswp/ differs from the sswp package that runs", "pip install")
+    else:
+        assert cli.main(["prepare"]) == 0
 
 
 def test_missing_data_path(fresh, capsys):

@@ -285,11 +285,11 @@ def tracked_params(params: Any, stage: str) -> dict[str, Any]:
     return {key: lookup(raw, key) for key in stage_params(stage)}
 
 
-def code_paths(stage: str) -> list[Path]:
+def code_paths(stage: str, package: Path = PACKAGE) -> list[Path]:
     """The package files a stage runs: listed files, and the .py files of listed folders."""
     files: list[Path] = []
     for name in STAGES[stage].code:
-        path = PACKAGE / name
+        path = package / name
         files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
     return files
 

@@ -26,9 +26,10 @@ from sswp.pipeline.contract import (
 
 WIDTH = 100
 HEADER = """\
-# Generated from src/sswp/contract.py by `sswp dvc-yaml` (`make dvc-yaml`): edit the contract,
-# then regenerate. Every stage runs `sswp <stage>`, which validates params.yaml against
-# the params dataclasses (src/sswp/config.py) before doing anything.
+# Generated from src/sswp/pipeline/contract.py by `sswp dvc-yaml` (`make dvc-yaml`): edit the
+# contract, then regenerate. Every stage runs `sswp <stage>`, which validates params.yaml against
+# the params dataclasses (src/sswp/config/params.py) and refuses to run a package that is not
+# this checkout's src/sswp before doing anything.
 # Deps list the folders each stage reads and the library code it runs; params list exactly the
 # keys it reads. Per-seed stages take their seed in the command, not as a param, so adding a
 # seed to `seeds` runs only the new seed's stages.

@@ -1,8 +1,9 @@
 """Before a stage runs: hold its lock, clear what an interrupted write left, refuse stale inputs.
 
 Every check here fails at once with one line, before any training: a second run of the same
-stage, outputs that cannot be written (read-only or missing folders), and inputs whose
-provenance records do not match the current params and code.
+stage, outputs that cannot be written (read-only or missing folders), a package that is not
+the checkout's code, and inputs whose provenance records do not match the current params and
+code.
 
 Two runs of one stage run would share a checkpoint, live plots and outputs. Each run holds
 an exclusive file lock beside the checkpoints (outside every declared output); the kernel
@@ -26,7 +27,7 @@ from sswp.config.params import Params
 from sswp.errors import SswpError
 from sswp.pipeline.contract import Run
 from sswp.pipeline.paths import CHECKPOINT_DIR
-from sswp.pipeline.provenance import check_inputs
+from sswp.pipeline.provenance import check_checkout_code, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def check_writable(plan: Run) -> None:
 @contextmanager
 def guarded(plan: Run, params: Params, main_process: bool = True) -> Iterator[None]:
     """Run the stage inside this: locked, cleaned and checked (locking by the main process)."""
+    check_checkout_code(plan.stage)
     with ExitStack() as stack:
         if main_process:
             stack.enter_context(run_lock(plan))

@@ -20,6 +20,7 @@ from sswp.errors import SswpError
 from sswp.pipeline.contract import PACKAGE, code_paths, tracked_params
 
 RECORD_FILE = "provenance.json"
+CHECKOUT_PACKAGE = Path("src/sswp")  # the code that the drivers hash, from the working folder
 RERUN_HINT = "(or `dvc repro` / `snakemake`, which rerun it)"
 
 
@@ -42,13 +43,31 @@ def stage_params_digest(params: Any, stage: str) -> str:
 
 
 @cache
-def code_digest(stage: str) -> str:
-    """Digest of the code that this process would run for `stage` (file names and bytes)."""
+def code_digest(stage: str, package: Path = PACKAGE) -> str:
+    """Digest of a stage's code (file names and bytes) in `package`, by default the one that
+    this process runs."""
     digest = hashlib.sha256()
-    for path in code_paths(stage):
-        digest.update(f"{path.relative_to(PACKAGE).as_posix()}\0".encode())
+    for path in code_paths(stage, package):
+        digest.update(f"{path.relative_to(package).as_posix()}\0".encode())
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def check_checkout_code(stage: str, checkout: Path = CHECKOUT_PACKAGE) -> None:
+    """Refuse to run other code than the checkout's, when run in a checkout.
+
+    The drivers hash `src/sswp/` of the working folder, but `sswp` imports whichever package
+    is installed: an editable install of another clone would make results that dvc.lock and
+    the records credit to code that never ran.
+    """
+    if not checkout.is_dir() or checkout.resolve() == PACKAGE:
+        return
+    if code_digest(stage, checkout.resolve()) != code_digest(stage):
+        raise SswpError(
+            f"this checkout's {checkout}/ differs from the sswp package that runs ({PACKAGE}) "
+            f"in the {stage} code: run `pip install -e .` here (or `make setup`), or put src "
+            "first on PYTHONPATH"
+        )
 
 
 def record_path(folder: Path) -> Path:
