@@ -89,9 +89,9 @@ def scale_section(s: Summary) -> list[str]:
 
 # Where a reader goes from a backbone that did not learn: what was tried, and larger budgets.
 LARGER_BUDGETS = (
-    "For the default digits run, no faithful search recipe within the 40 minutes of "
-    "`make repro` made the preserved weights learn (docs/self-supervision.md); `make sweep` "
-    "runs this trial at larger search budgets (docs/sweep.md, results/sweep/)."
+    "For the default digits run, no faithful search recipe within the 40 minutes a "
+    "`make repro` may take made the preserved weights learn (docs/self-supervision.md); "
+    "`make sweep` runs this trial at larger search budgets (docs/sweep.md, results/sweep/)."
 )
 
 
